@@ -1,0 +1,1 @@
+"""Networks: the torch MLP, training, the `.npz` network file format and the bundled study nets."""

@@ -1,0 +1,57 @@
+"""The advgap network file: one `.npz` holding the weights and a JSON metadata record.
+
+Layout: arrays `W0, b0, W1, b1, ...` in PyTorch's (out, in) layout (see `advgap.verify.network`) and `meta`,
+a 0-d string array holding JSON (architecture, training profile, seed, accuracies, ...). Readable with numpy
+alone, so the verifier never needs torch to load a net.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advgap.errors import ModelFormatError
+from advgap.verify.network import ReluNet
+
+
+def save_net(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> None:
+    """Write `net` and `meta` to `path` atomically (a crash never leaves a half-written file)."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        arrays[f"W{k}"] = w
+        arrays[f"b{k}"] = b
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_net(path: str | Path) -> tuple[ReluNet, dict[str, Any]]:
+    """Read a network file written by `save_net`; raise `ModelFormatError` naming the file on any defect."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(f"{path}: no such network file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            n_layers = sum(1 for key in data.files if key.startswith("W"))
+            layers = [(data[f"W{k}"], data[f"b{k}"]) for k in range(n_layers)]
+            meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"{path}: not a readable advgap network file ({exc})") from exc
+    try:
+        return ReluNet.from_layers(layers), meta
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{path}: {exc}") from exc

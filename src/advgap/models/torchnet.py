@@ -1,0 +1,39 @@
+"""Explicit conversions between `ReluNet` (numpy) and a torch `nn.Sequential` of Linear/ReLU layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from advgap.verify.network import ReluNet
+
+
+def make_mlp(n_inputs: int = 784, hidden: tuple[int, ...] = (50,), n_outputs: int = 10) -> nn.Sequential:
+    """A ReLU MLP `n_inputs - hidden... - n_outputs` (the study's net is 784-50-10), PyTorch's default init."""
+    sizes = (n_inputs, *hidden, n_outputs)
+    layers: list[nn.Module] = []
+    for k in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[k], sizes[k + 1]))
+        if k < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def to_torch(net: ReluNet, dtype: torch.dtype = torch.float32) -> nn.Sequential:
+    """A torch MLP computing the same function as `net` (weights copied, same (out, in) layout)."""
+    model = make_mlp(net.n_inputs, net.hidden_sizes, net.n_outputs).to(dtype)
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for lin, w, b in zip(linears, net.weights, net.biases, strict=True):
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+            lin.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+    return model.eval()
+
+
+def from_torch(model: nn.Sequential) -> ReluNet:
+    """The ReluNet of a Sequential of Linear layers with ReLU between them."""
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    return ReluNet.from_layers(
+        [(lin.weight.detach().cpu().double().numpy(), lin.bias.detach().cpu().double().numpy()) for lin in linears]
+    )
