@@ -1,0 +1,1 @@
+"""The experiment: run configuration, results store and the runner behind `advgap run`."""

@@ -1,0 +1,95 @@
+"""The four distances of the experiment as store rows: FGSM and PGD bisection, FMN, and the exact engine.
+
+Attacks run on a float64 torch copy of the net, so their success check agrees with the verifier's float64 replay.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from advgap import __version__
+from advgap.attacks import bisect_min_delta, fgsm, fmn
+from advgap.experiment.config import RunConfig
+from advgap.experiment.store import ModelRow, ResultRow, RowStatus
+from advgap.models.torchnet import to_torch
+from advgap.verify.network import ReluNet
+from advgap.verify.result import DistanceResult
+
+ATTACK_ENGINE = f"advgap.attacks (torch {torch.__version__})"
+ACCURACY_DELTA = 0.2  # the study's FGSM accuracy is measured at δ = 0.2
+
+
+def torch_net(net: ReluNet) -> nn.Module:
+    """The float64 torch copy of `net` that the attacks run on."""
+    return to_torch(net, torch.float64)
+
+
+def attack_rows(method: str, model_net: nn.Module, model: str, images: np.ndarray, x: np.ndarray, labels: np.ndarray,
+                targets: np.ndarray, config: RunConfig, seed: int) -> list[ResultRow]:
+    """One row per (images[k], targets[k]): the smallest δ `method` finds, all pairs in one batch."""
+    start = time.perf_counter()
+    xs = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    ys = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    ts = torch.from_numpy(np.asarray(targets, dtype=np.int64))
+    params = config.attack_params
+    if method == "fmn":
+        result = fmn(model_net, xs, ys, ts, steps=params.fmn_steps)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        result = bisect_min_delta(model_net, xs, ys, ts, attack=method, tol=config.tol, steps=params.pgd_steps,
+                                  generator=generator)
+    seconds = (time.perf_counter() - start) / len(images)
+    deltas = result.delta.numpy()
+    perturbations = (result.x_adv - xs).numpy()
+    rows = []
+    for k, (image, target) in enumerate(zip(images, targets, strict=True)):
+        found = math.isfinite(deltas[k])
+        rows.append(ResultRow(
+            model=model, image=int(image), target=int(target), method=method,
+            delta=float(deltas[k]) if found else None,
+            status=RowStatus.FOUND if found else RowStatus.NOT_FOUND,
+            seconds=seconds, engine=ATTACK_ENGINE, version=__version__,
+            perturbation=perturbations[k] if found else None,
+        ))
+    return rows
+
+
+def exact_row(net: ReluNet, model: str, image: int, x: np.ndarray, label: int, target: int,
+              config: RunConfig) -> ResultRow:
+    """The exact minimal δ towards `target` from the configured engine, as a row (delta = proven upper end)."""
+    result = _min_distance(net, x, label, target, config)
+    status = RowStatus(result.status.value)
+    return ResultRow(
+        model=model, image=image, target=target, method="exact",
+        delta=result.upper if math.isfinite(result.upper) else None,
+        lower=result.lower, upper=result.upper, status=status, seconds=result.seconds,
+        engine=result.engine, version=__version__,
+        perturbation=None if result.witness is None else np.asarray(result.witness, np.float64) - x,
+    )
+
+
+def _min_distance(net: ReluNet, x: np.ndarray, label: int, target: int, config: RunConfig) -> DistanceResult:
+    if config.engine == "marabou":
+        from advgap.verify.marabou import marabou_min_linf_distance
+
+        return marabou_min_linf_distance(net, x, label, target=target, timeout=config.timeout, tol=config.tol)
+    from advgap.verify.api import min_linf_distance
+
+    return min_linf_distance(net, x, label, target=target, timeout=config.timeout, tol=config.tol)
+
+
+def model_row(name: str, sha256: str, meta: dict, net: ReluNet, pixels: np.ndarray, labels: np.ndarray) -> ModelRow:
+    """The model's store record with its accuracy on all of `pixels`: clean and under untargeted FGSM at δ = 0.2."""
+    model_net = torch_net(net)
+    xs = torch.from_numpy(np.asarray(pixels, dtype=np.float64))
+    ys = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    with torch.no_grad():
+        clean = float((model_net(xs).argmax(dim=1) == ys).double().mean())
+    attacked = fgsm(model_net, xs, ys, ACCURACY_DELTA)
+    robust = float((~attacked.success).double().mean())
+    return ModelRow(name, sha256, meta, clean, robust, ACCURACY_DELTA, len(labels))

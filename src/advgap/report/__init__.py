@@ -1,0 +1,1 @@
+"""The report: numbers, figures and the HTML page, drawn from the results store only."""

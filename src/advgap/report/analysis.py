@@ -1,0 +1,196 @@
+"""Numbers of the report, computed from the results store only: per-pair tables, minimal δ per image, gaps.
+
+Units: δ is in [0, 1] pixel-intensity units throughout; `PX` (255) converts to the study's pixel units. An attack
+that does not reach a target even at δ = 1 has δ = inf for that pair. An image's minimal δ is the minimum over its
+targets; only *complete* images (every target has a row for every method) enter the statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from advgap.experiment.config import N_CLASSES
+from advgap.experiment.store import ModelRow, ResultStore, RowStatus
+
+PX = 255.0
+ATTACKS = ("fgsm", "pgd", "fmn")
+METHOD_LABELS = {"fgsm": "FGSM", "pgd": "PGD", "fmn": "FMN", "exact": "exact"}
+# The study's reported numbers, shown beside ours: accuracies (fractions) and mean minimal δ (pixels).
+STUDY = {
+    "vanilla": {"clean_accuracy": 0.97, "fgsm_accuracy": 0.14, "mean_min_px": 6.0},
+    "adversarial": {"clean_accuracy": 0.965, "fgsm_accuracy": 0.89, "mean_min_px": 20.0},
+}
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Every stored (image, target) pair of one model's complete images, one entry per pair, sorted by key.
+
+    `delta[m]`: δ of method m (inf: not reached at δ = 1). `lower`/`status`: the exact row's proven lower bound
+    and status. `perturbation[m]`: (n_pairs, n_inputs) float32, zeros where the method stored none.
+    """
+
+    image: np.ndarray
+    target: np.ndarray
+    delta: dict[str, np.ndarray]
+    lower: np.ndarray
+    status: np.ndarray
+    perturbation: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """What the store holds about one model for the selected images."""
+
+    info: ModelRow
+    methods: tuple[str, ...]
+    n_selected: int
+    n_correct: int
+    pairs: Pairs
+    seconds: dict[str, float] = field(default_factory=dict)  # summed compute time per method
+
+    @property
+    def name(self) -> str:
+        return self.info.model
+
+    @property
+    def attacks(self) -> tuple[str, ...]:
+        return tuple(m for m in self.methods if m != "exact")
+
+    @property
+    def images(self) -> np.ndarray:
+        """Complete images, ascending."""
+        return np.unique(self.pairs.image)
+
+    def minimal(self, method: str) -> np.ndarray:
+        """Minimal δ over targets per complete image (order of `images`)."""
+        images = self.images
+        index = np.searchsorted(images, self.pairs.image)
+        out = np.full(len(images), np.inf)
+        np.minimum.at(out, index, self.pairs.delta[method])
+        return out
+
+    def minimal_lower(self) -> np.ndarray:
+        """Proven lower bound of each complete image's minimal δ (min over targets of the exact lower bounds)."""
+        index = np.searchsorted(self.images, self.pairs.image)
+        out = np.full(len(self.images), np.inf)
+        np.minimum.at(out, index, self.pairs.lower)
+        return out
+
+    def relative_gap(self, attack: str) -> np.ndarray:
+        """(δ_attack − δ_exact) / δ_exact per pair whose exact δ is certified (inf where the attack failed)."""
+        certified = self.pairs.status == RowStatus.EXACT.value
+        exact = self.pairs.delta["exact"][certified]
+        return (self.pairs.delta[attack][certified] - exact) / exact
+
+    def cosine(self, attack: str = "fgsm") -> np.ndarray:
+        """Cosine similarity of the attack's and the exact perturbation, per pair where both are non-zero."""
+        a, b = self.pairs.perturbation[attack], self.pairs.perturbation["exact"]
+        na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+        keep = (na > 0) & (nb > 0)
+        return np.einsum("ij,ij->i", a[keep], b[keep]) / (na[keep] * nb[keep])
+
+
+def load(store: ResultStore, selection: range | None = None) -> list[ModelData]:
+    """Per model in the store: the complete images of `selection` (all stored images if None) and their pairs."""
+    identity = store.identity() or {}
+    methods = tuple(m for m in (*ATTACKS, "exact") if m in (*identity.get("attacks", ()), "exact"))
+    targets = identity.get("targets", range(N_CLASSES))
+    out = []
+    for info in store.models():
+        images = [r for r in store.images(info.model) if selection is None or r.image in selection]
+        correct = {r.image: r.label for r in images if r.correct}
+        rows = [r for r in store.results(info.model, images=correct) if r.method in methods]
+        seconds = {m: float(sum(r.seconds for r in rows if r.method == m)) for m in methods}
+        by_key = {(r.image, r.target, r.method): r for r in rows}
+        complete = [
+            i for i in sorted(correct)
+            if all((i, t, m) in by_key for t in targets if t != correct[i] for m in methods)
+        ]
+        keys = [(i, t) for i in complete for t in targets if t != correct[i]]
+        out.append(ModelData(info, methods, len(images), len(correct), _pairs(keys, by_key, methods), seconds))
+    return out
+
+
+def _pairs(keys: Sequence[tuple[int, int]], by_key: dict, methods: tuple[str, ...]) -> Pairs:
+    n_inputs = next((r.perturbation.size for r in by_key.values() if r.perturbation is not None), 0)
+
+    def delta(row: Any) -> float:
+        return math.inf if row.delta is None else float(row.delta)
+
+    def perturbation(row: Any) -> np.ndarray:
+        return np.zeros(n_inputs, np.float32) if row.perturbation is None else row.perturbation
+
+    def stack(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.stack(arrays) if arrays else np.zeros((0, n_inputs), np.float32)
+
+    return Pairs(
+        image=np.array([i for i, _ in keys], dtype=np.int64),
+        target=np.array([t for _, t in keys], dtype=np.int64),
+        delta={m: np.array([delta(by_key[(i, t, m)]) for i, t in keys], dtype=np.float64) for m in methods},
+        lower=np.array([by_key[(i, t, "exact")].lower or 0.0 for i, t in keys], dtype=np.float64),
+        status=np.array([by_key[(i, t, "exact")].status.value for i, t in keys], dtype=object),
+        perturbation={m: stack([perturbation(by_key[(i, t, m)]) for i, t in keys]) for m in methods},
+    )
+
+
+def mean_minimal_px(data: ModelData, method: str) -> tuple[float, int]:
+    """Mean minimal δ in pixels over complete images, counting an unreached image as δ = 1; and how many were."""
+    values = data.minimal(method)
+    if not len(values):
+        return math.nan, 0
+    unreached = int(np.sum(~np.isfinite(values)))
+    return float(np.mean(np.where(np.isfinite(values), values, 1.0)) * PX), unreached
+
+
+def summarize(models: Sequence[ModelData], identity: dict[str, Any], sessions: list[dict[str, Any]]) -> dict:
+    """The report's numbers as a JSON-ready dict (the content of summary.json)."""
+    tol = float(identity.get("tol", 1e-3))
+    out: dict[str, Any] = {"models": {}, "identity": identity, "sessions": sessions}
+    for data in models:
+        minimal_exact, minimal_lower = data.minimal("exact"), data.minimal_lower()
+        entry: dict[str, Any] = {
+            "sha256": data.info.sha256,
+            "images_selected": data.n_selected,
+            "images_correct": data.n_correct,
+            "images_complete": len(data.images),
+            "pairs": len(data.pairs),
+            "pairs_not_certified": int(np.sum(data.pairs.status != RowStatus.EXACT.value)),
+            "images_minimal_not_certified": int(np.sum(minimal_exact - minimal_lower > tol)),
+            "clean_accuracy": data.info.clean_accuracy,
+            "fgsm_accuracy": data.info.fgsm_accuracy,
+            "fgsm_accuracy_delta": data.info.fgsm_delta,
+            "accuracy_test_images": data.info.n_test,
+            "study": STUDY.get(data.name),
+            "mean_minimal_px": {},
+            "unreached_images": {},
+            "median_relative_gap": {},
+            "pairs_below_exact_lower": {},
+            "seconds": data.seconds,
+        }
+        for method in data.methods:
+            mean, unreached = mean_minimal_px(data, method)
+            entry["mean_minimal_px"][method] = _json_float(mean)
+            entry["unreached_images"][method] = unreached
+        for attack in data.attacks:
+            gaps = data.relative_gap(attack)
+            entry["median_relative_gap"][attack] = _json_float(float(np.median(gaps))) if len(gaps) else None
+            # Soundness check: no attack may beat a proven lower bound (beyond float noise).
+            entry["pairs_below_exact_lower"][attack] = int(np.sum(data.pairs.delta[attack] < data.pairs.lower - 1e-6))
+        out["models"][data.name] = entry
+    return out
+
+
+def _json_float(value: float) -> float | str | None:
+    """JSON has no inf or NaN: NaN (no data) becomes null, inf becomes the string 'inf'."""
+    if math.isnan(value):
+        return None
+    return "inf" if math.isinf(value) else value

@@ -1,0 +1,182 @@
+"""`build_report`: report.html (self-contained, figures embedded as base64 PNG) and summary.json, from the store.
+
+Every number and figure comes from the results store of the output folder; the study's reported values are shown
+beside ours, never in place of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from advgap import __version__
+from advgap.experiment.store import ResultStore
+from advgap.report import analysis
+from advgap.report.analysis import METHOD_LABELS
+from advgap.report.figures import Figure, render_all
+
+log = logging.getLogger(__name__)
+
+STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 0.6em 0 1.4em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.7em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #eee; }
+td.study { color: #666; font-style: italic; }
+figure { margin: 1.2em 0 2em; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #444; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def build_report(folder: str | Path, selection: range | None = None) -> Path:
+    """Write figures/, summary.json and report.html into `folder` from its store; returns the report's path."""
+    folder = Path(folder)
+    with ResultStore.read(folder) as store:
+        identity = store.identity() or {}
+        sessions = store.sessions()
+        models = analysis.load(store, selection)
+    figures = render_all(models, folder / "figures")
+    summary = analysis.summarize(models, identity, sessions)
+    summary["selection"] = None if selection is None else [selection.start, selection.stop]
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    path = folder / "report.html"
+    path.write_text(_page(summary, figures))
+    log.info("wrote %s", path)
+    return path
+
+
+def _page(summary: dict[str, Any], figures: list[Figure]) -> str:
+    models = summary["models"]
+    selection = summary["selection"]
+    chosen = "all stored images" if selection is None else f"test images {selection[0]}–{selection[1] - 1}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>advgap report</title>',
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>How far are first-order attacks from the closest adversarial example?</h1>",
+        f'<p class="note">advgap {html.escape(__version__)}, generated '
+        f"{datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}, {html.escape(chosen)}. "
+        "δ is an L∞ radius; pixels = δ·255. Study values in grey italics.</p>",
+        "<h2>Test accuracy</h2>",
+        _accuracy_table(models),
+        "<h2>Mean minimal δ (pixels)</h2>",
+        _minimal_table(models),
+        "<h2>Median relative gap (δ<sub>attack</sub> − δ<sub>exact</sub>) / δ<sub>exact</sub></h2>",
+        _gap_table(models),
+        "<h2>Figures</h2>",
+        *(_figure(f) for f in figures),
+        "<h2>Timings</h2>",
+        _timing_table(models),
+        _sessions_table(summary["sessions"]),
+        "<h2>Configuration</h2>",
+        f"<pre>{html.escape(json.dumps(summary['identity'], indent=2, sort_keys=True))}</pre>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[tuple[str, str]]]) -> str:
+    """An HTML table; each cell is (text, css class). Texts are escaped here."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{c}">{html.escape(t)}</td>' if c else f"<td>{html.escape(t)}</td>"
+                         for t, c in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | str | None, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    return "∞" if value == "inf" else f"{value:.{digits}f}"
+
+
+def _accuracy_table(models: dict[str, Any]) -> str:
+    rows = []
+    for name, m in models.items():
+        study = m["study"] or {}
+        delta = m["fgsm_accuracy_delta"]
+        rows.append([
+            (name, ""), (_pct(m["clean_accuracy"]), ""), (_pct(study.get("clean_accuracy")), "study"),
+            (_pct(m["fgsm_accuracy"]), ""), (_pct(study.get("fgsm_accuracy")), "study"),
+            ("–" if delta is None else f"{delta:g}", ""), (str(m["accuracy_test_images"] or "–"), ""),
+        ])
+    return _table(["net", "clean", "study", "FGSM", "study", "FGSM δ", "test images"], rows)
+
+
+def _minimal_table(models: dict[str, Any]) -> str:
+    methods = [m for m in ("fgsm", "pgd", "fmn", "exact") if any(m in e["mean_minimal_px"] for e in models.values())]
+    rows = []
+    for name, m in models.items():
+        study = m["study"] or {}
+        cells = [(name, ""), (f"{m['images_complete']} / {m['images_correct']} / {m['images_selected']}", "")]
+        for method in methods:
+            text = _num(m["mean_minimal_px"].get(method))
+            unreached = m["unreached_images"].get(method, 0)
+            cells.append((text + (f" ({unreached} unreached)" if unreached else ""), ""))
+        cells.append((_num(study.get("mean_min_px"), 0), "study"))
+        cells.append((f"{m['images_minimal_not_certified']} images, {m['pairs_not_certified']} pairs", ""))
+        rows.append(cells)
+    header = ["net", "images complete / correct / selected", *(METHOD_LABELS[m] for m in methods), "study",
+              "exact δ not certified"]
+    note = ('<p class="note">Minimal δ = minimum over the targets of an image; only images with all rows stored count. '
+            "An image no attack reached at δ = 1 counts as 255 px. Not certified: the engine stopped with a "
+            "proven interval wider than the tolerance; its upper end is used.</p>")
+    return _table(header, rows) + note
+
+
+def _gap_table(models: dict[str, Any]) -> str:
+    attacks = [a for a in ("fgsm", "pgd", "fmn") if any(a in e["median_relative_gap"] for e in models.values())]
+    rows = []
+    for name, m in models.items():
+        cells = [(name, ""), (str(m["pairs"]), "")]
+        cells += [(_num(m["median_relative_gap"].get(a), 3), "") for a in attacks]
+        cells.append((", ".join(f"{METHOD_LABELS[a]} {m['pairs_below_exact_lower'][a]}" for a in attacks), ""))
+        rows.append(cells)
+    header = ["net", "pairs", *(METHOD_LABELS[a] for a in attacks), "attack δ below proven lower bound"]
+    note = ('<p class="note">Per (image, target) pair with a certified exact δ; 0 means the attack found the '
+            "closest adversarial example, 1 means it needed twice the distance. The last column is a soundness "
+            "check and must be 0.</p>")
+    return _table(header, rows) + note
+
+
+def _timing_table(models: dict[str, Any]) -> str:
+    rows = []
+    for name, m in models.items():
+        pairs = max(m["pairs"], 1)
+        rows.append([(name, "")] + [
+            (f"{seconds:.1f} s ({1000 * seconds / pairs:.1f} ms/pair)", "") for seconds in m["seconds"].values()
+        ])
+    methods = next(iter(models.values()))["seconds"].keys() if models else []
+    return _table(["net", *(f"{METHOD_LABELS[m]} compute" for m in methods)], rows)
+
+
+def _sessions_table(sessions: list[dict[str, Any]]) -> str:
+    rows = []
+    for s in sessions:
+        started = datetime.datetime.fromtimestamp(s["started"]).astimezone()
+        wall = "unfinished" if s["finished"] is None else f"{s['finished'] - s['started']:.1f} s"
+        rows.append([(str(s["id"]), ""), (started.strftime("%Y-%m-%d %H:%M:%S"), ""), (s["selection"], ""),
+                     (str(s["workers"]), ""), (str(s["rows_added"]), ""), (wall, "")])
+    return _table(["run", "started", "images", "workers", "rows added", "wall time"], rows)
+
+
+def _figure(figure: Figure) -> str:
+    data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(figure.title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption><b>{html.escape(figure.title)}.</b> {html.escape(figure.caption)}</figcaption></figure>")
