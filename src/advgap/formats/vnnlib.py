@@ -1,0 +1,317 @@
+"""VNN-LIB reader: an input box and a disjunction of linear output conditions, as a `Property`.
+
+Supported (the VNN-COMP subset): `(declare-const X_i Real)` / `(declare-const Y_j Real)`; `(assert F)` where F
+is a comparison (`<=`, `>=`, `<`, `>`, `=`; strict read as non-strict, chains allowed) of linear expressions
+(numbers, variables, `+`, `-`, `*` by constants, `/` by a constant) or an `and` / `or` of such formulas. Top-level
+assertions are conjoined. Constraints over one input are bounds; every input needs a lower and an upper bound.
+Constraints over outputs form the terms. Constraints mixing inputs and outputs, over several inputs, or input
+bounds inside a disjunction raise SpecError. Everything malformed raises SpecError with the line number.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from advgap.errors import SpecError
+from advgap.verify.spec import Property, Term
+
+MAX_DEPTH = 64
+MAX_TERMS = 10_000
+_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_VARIABLE = re.compile(r"([XY])_(0|[1-9]\d*)", re.ASCII)
+_IGNORED_COMMANDS = frozenset({"set-logic", "set-info", "set-option", "check-sat", "get-model", "exit"})
+_COMPARISONS = frozenset({"<=", ">=", "<", ">", "="})
+
+_Var = tuple[str, int]  # ("X", i) or ("Y", j)
+
+
+@dataclass(slots=True)
+class _Atom:
+    text: str
+    line: int
+
+
+@dataclass(slots=True)
+class _List:
+    items: list[_Atom | _List]
+    line: int
+
+
+_Node = _Atom | _List
+
+
+@dataclass(slots=True)
+class _Row:
+    """`sum coefs[v] * v + const <= 0`, from the comparison `name` at `line`."""
+
+    coefs: dict[_Var, float]
+    const: float
+    line: int
+    name: str
+
+
+_Conj = list[_Row]
+
+
+class _Error(Exception):
+    """A defect at `line`; turned into SpecError naming the source."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def read_vnnlib(path: str | Path) -> Property:
+    """Parse the VNN-LIB file at `path` into a Property; SpecError naming the file (and line) on any defect."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read VNN-LIB file ({exc})") from exc
+    return parse_vnnlib(text, str(path))
+
+
+def parse_vnnlib(text: str, source: str = "<vnnlib>") -> Property:
+    """Parse VNN-LIB text into a Property (see the module docstring for the supported subset)."""
+    try:
+        return _build(_read_forms(text), source)
+    except _Error as exc:
+        raise SpecError(f"{source}, line {exc.line}: {exc}") from None
+
+
+def _read_forms(text: str) -> list[_Node]:
+    """The top-level s-expressions of `text` (comments from ';' to the end of a line are skipped)."""
+    forms: list[_Node] = []
+    stack: list[_List] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        cut = line.find(";")
+        for token in _TOKEN.findall(line if cut < 0 else line[:cut]):
+            if token == "(":
+                if len(stack) >= MAX_DEPTH:
+                    raise _Error(lineno, f"expressions nested deeper than {MAX_DEPTH} levels")
+                stack.append(_List([], lineno))
+            elif token == ")":
+                if not stack:
+                    raise _Error(lineno, "unexpected ')'")
+                done = stack.pop()
+                (stack[-1].items if stack else forms).append(done)
+            else:
+                (stack[-1].items if stack else forms).append(_Atom(token, lineno))
+    if stack:
+        raise _Error(stack[-1].line, "'(' is never closed")
+    return forms
+
+
+def _build(forms: list[_Node], source: str) -> Property:
+    variables: dict[str, _Var] = {}
+    asserts: list[tuple[int, list[_Conj]]] = []
+    for form in forms:
+        if not isinstance(form, _List) or not form.items or not isinstance(form.items[0], _Atom):
+            raise _Error(form.line, "expected a command such as (declare-const ...) or (assert ...)")
+        command = form.items[0].text
+        if command == "declare-const":
+            _declare(form, variables)
+        elif command == "assert":
+            if len(form.items) != 2:
+                raise _Error(form.line, "assert takes exactly one formula")
+            asserts.append((form.line, _formula(form.items[1], variables)))
+        elif command not in _IGNORED_COMMANDS:
+            raise _Error(form.line, f"unsupported command {command!r}")
+    n_x = _count_declared(variables, "X", source)
+    n_y = _count_declared(variables, "Y", source)
+    lo, hi = np.full(n_x, -np.inf), np.full(n_x, np.inf)
+    common: _Conj = []
+    disjunctions: list[list[_Conj]] = []
+    for _, dnf in asserts:
+        if len(dnf) == 1:
+            for row in dnf[0]:
+                if _is_input_row(row):
+                    _apply_bound(row, lo, hi)
+                else:
+                    common.append(row)
+            continue
+        for row in (row for conj in dnf for row in conj):
+            if any(kind == "X" for kind, _ in row.coefs):
+                raise _Error(row.line, "input constraints inside a disjunction are not supported")
+        disjunctions.append(dnf)
+    missing = np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))
+    if missing.size:
+        raise SpecError(f"{source}: input X_{missing[0]} has no finite lower and upper bound")
+    if not common and not disjunctions:
+        raise SpecError(f"{source}: no constraint on the outputs")
+    combos = _product([[common], *disjunctions], asserts[-1][0])
+    terms = tuple(_term([row for conj in combo for row in conj], n_y) for combo in combos)
+    try:
+        return Property(lo, hi, terms)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+
+
+def _declare(form: _List, variables: dict[str, _Var]) -> None:
+    items = form.items
+    if len(items) != 3 or not all(isinstance(i, _Atom) for i in items[1:]):
+        raise _Error(form.line, "expected (declare-const NAME Real)")
+    name, sort = items[1].text, items[2].text
+    if sort != "Real":
+        raise _Error(form.line, f"{name} has sort {sort!r}; only Real is supported")
+    match = _VARIABLE.fullmatch(name)
+    if not match:
+        raise _Error(form.line, f"variable {name!r} must be named X_i (input) or Y_j (output)")
+    if name in variables:
+        raise _Error(form.line, f"{name} is declared twice")
+    variables[name] = (match.group(1), int(match.group(2)))
+
+
+def _count_declared(variables: dict[str, _Var], kind: str, source: str) -> int:
+    indices = sorted(i for k, i in variables.values() if k == kind)
+    if not indices:
+        raise SpecError(f"{source}: no {kind}_i variable is declared")
+    if indices[-1] != len(indices) - 1:
+        gap = next(i for i, j in enumerate(indices) if i != j)
+        raise SpecError(f"{source}: {kind}_{gap} is not declared but {kind}_{indices[-1]} is")
+    return len(indices)
+
+
+def _formula(node: _Node, variables: dict[str, _Var]) -> list[_Conj]:
+    """Disjunctive normal form of a formula: a list of conjunctions of rows."""
+    if not isinstance(node, _List) or not node.items or not isinstance(node.items[0], _Atom):
+        raise _Error(node.line, "expected a formula such as (<= a b), (and ...) or (or ...)")
+    op, args = node.items[0].text, node.items[1:]
+    if op in ("or", "and") and not args:
+        raise _Error(node.line, f"empty ({op})")
+    if op == "or":
+        result = [conj for arg in args for conj in _formula(arg, variables)]
+        if len(result) > MAX_TERMS:
+            raise _Error(node.line, f"more than {MAX_TERMS} disjuncts")
+        return result
+    if op == "and":
+        combos = _product([_formula(arg, variables) for arg in args], node.line)
+        return [[row for conj in combo for row in conj] for combo in combos]
+    if op in _COMPARISONS:
+        if len(args) < 2:
+            raise _Error(node.line, f"({op} ...) needs at least two arguments")
+        exprs = [_linear(arg, variables) for arg in args]
+        name = _render(node)
+        rows = []
+        for (ca, ka), (cb, kb) in itertools.pairwise(exprs):
+            if op in ("<=", "<", "="):
+                rows.append(_row(ca, ka, cb, kb, node.line, name))
+            if op in (">=", ">", "="):
+                rows.append(_row(cb, kb, ca, ka, node.line, name))
+        return [rows]
+    raise _Error(node.line, f"unsupported operator {op!r} in a formula")
+
+
+def _product(parts: list[list[_Conj]], line: int) -> list[tuple[_Conj, ...]]:
+    total = 1
+    for part in parts:
+        total *= len(part)
+        if total > MAX_TERMS:
+            raise _Error(line, f"the conjunction of disjunctions has more than {MAX_TERMS} terms")
+    return list(itertools.product(*parts))
+
+
+def _row(ca: dict[_Var, float], ka: float, cb: dict[_Var, float], kb: float, line: int, name: str) -> _Row:
+    """The row `a - b <= 0`."""
+    coefs = dict(ca)
+    for v, c in cb.items():
+        coefs[v] = coefs.get(v, 0.0) - c
+    return _Row({v: c for v, c in coefs.items() if c != 0.0}, ka - kb, line, name)
+
+
+def _linear(node: _Node, variables: dict[str, _Var]) -> tuple[dict[_Var, float], float]:
+    """A linear expression as (coefficients, constant)."""
+    if isinstance(node, _Atom):
+        if _NUMBER.fullmatch(node.text):
+            return {}, float(node.text)
+        if node.text in variables:
+            return {variables[node.text]: 1.0}, 0.0
+        raise _Error(node.line, f"{node.text!r} is neither a number nor a declared variable")
+    if not node.items or not isinstance(node.items[0], _Atom):
+        raise _Error(node.line, "expected an arithmetic expression")
+    op = node.items[0].text
+    args = [_linear(arg, variables) for arg in node.items[1:]]
+    if not args:
+        raise _Error(node.line, f"({op}) needs arguments")
+    if op == "+" or (op == "-" and len(args) > 1):
+        coefs, const = dict(args[0][0]), args[0][1]
+        sign = 1.0 if op == "+" else -1.0
+        for c, k in args[1:]:
+            for v, a in c.items():
+                coefs[v] = coefs.get(v, 0.0) + sign * a
+            const += sign * k
+        return coefs, const
+    if op == "-":
+        return _scale(args[0], -1.0)
+    if op == "*":
+        factor, expr = 1.0, ({}, 1.0)
+        for c, k in args:
+            if c and expr[0]:
+                raise _Error(node.line, "product of two variables is not linear")
+            if c:
+                expr = (c, k * expr[1])
+            else:
+                factor *= k
+        return _scale(expr, factor)
+    if op == "/":
+        if len(args) != 2 or args[1][0]:
+            raise _Error(node.line, "(/ e c) needs a constant divisor")
+        if args[1][1] == 0.0:
+            raise _Error(node.line, "division by zero")
+        return _scale(args[0], 1.0 / args[1][1])
+    raise _Error(node.line, f"unsupported operator {op!r} in an expression")
+
+
+def _scale(expr: tuple[dict[_Var, float], float], factor: float) -> tuple[dict[_Var, float], float]:
+    return {v: factor * c for v, c in expr[0].items()}, factor * expr[1]
+
+
+def _is_input_row(row: _Row) -> bool:
+    kinds = {kind for kind, _ in row.coefs}
+    if kinds == {"X", "Y"}:
+        raise _Error(row.line, "constraints mixing inputs and outputs are not supported")
+    if kinds == {"X"} and len(row.coefs) > 1:
+        raise _Error(row.line, "constraints over several inputs are not supported (only bounds)")
+    return kinds == {"X"}
+
+
+def _apply_bound(row: _Row, lo: np.ndarray, hi: np.ndarray) -> None:
+    (((_, i), c),) = row.coefs.items()
+    bound = -row.const / c
+    if not np.isfinite(bound):
+        raise _Error(row.line, f"bound on X_{i} is not finite")
+    if c > 0:
+        hi[i] = min(hi[i], bound)
+    else:
+        lo[i] = max(lo[i], bound)
+
+
+def _term(rows: list[_Row], n_y: int) -> Term:
+    A = np.zeros((len(rows), n_y))
+    b = np.empty(len(rows))
+    for r, row in enumerate(rows):
+        for (_, j), c in row.coefs.items():
+            A[r, j] = c
+        b[r] = -row.const
+        if not (np.isfinite(A[r]).all() and np.isfinite(b[r])):
+            raise _Error(row.line, "constraint has a NaN or infinite coefficient")
+    name = " and ".join(dict.fromkeys(row.name for row in rows))
+    return Term(A, b, name if len(name) <= 80 else name[:79] + "…")
+
+
+def _render(node: _Node) -> str:
+    if isinstance(node, _Atom):
+        return node.text
+    return "(" + " ".join(_render(item) for item in node.items) + ")"
+
+
+def format_assignment(x: np.ndarray, y: np.ndarray) -> str:
+    """A counterexample in VNN-COMP's format `((X_0 v) ... (Y_0 v) ...)`, values exact (shortest repr)."""
+    pairs = [f"(X_{i} {float(v)!r})" for i, v in enumerate(x)] + [f"(Y_{j} {float(v)!r})" for j, v in enumerate(y)]
+    return "(" + "\n ".join(pairs) + ")\n"
