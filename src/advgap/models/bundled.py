@@ -1,0 +1,31 @@
+"""Resolve a model spec: a bundled net by name (`vanilla`, `adversarial`) or a network file path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advgap.errors import ModelFormatError
+from advgap.models.netfile import load_net
+from advgap.verify.network import ReluNet
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+BUNDLED = ("vanilla", "adversarial")
+
+
+def bundled_path(name: str, suffix: str = ".npz") -> Path:
+    """Where the bundled net `name` is stored (`.npz`, or `.onnx` for its ONNX export)."""
+    return WEIGHTS_DIR / f"{name}{suffix}"
+
+
+def load_model(spec: str | Path) -> tuple[ReluNet, dict[str, Any]]:
+    """The net and metadata for `spec`: a bundled name or a path to an advgap `.npz` network file."""
+    if str(spec) in BUNDLED:
+        path = bundled_path(str(spec))
+        if not path.is_file():
+            raise ModelFormatError(f"bundled net {spec!r} is missing ({path}); train it with `advgap train {spec}`")
+        return load_net(path)
+    path = Path(spec)
+    if path.suffix == ".npz":
+        return load_net(path)
+    raise ModelFormatError(f"{path}: unsupported network file type {path.suffix!r} (use .npz)")
