@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from advgap.errors import ModelFormatError
+from advgap.formats.nnet import read_nnet
+from advgap.formats.onnx_import import load_onnx
 from advgap.models.netfile import load_net
 from advgap.verify.network import ReluNet
 
@@ -19,7 +21,7 @@ def bundled_path(name: str, suffix: str = ".npz") -> Path:
 
 
 def load_model(spec: str | Path) -> tuple[ReluNet, dict[str, Any]]:
-    """The net and metadata for `spec`: a bundled name or a path to an advgap `.npz` network file."""
+    """The net and metadata for `spec`: a bundled name or a path to an advgap `.npz`, `.onnx` or `.nnet` file."""
     if str(spec) in BUNDLED:
         path = bundled_path(str(spec))
         if not path.is_file():
@@ -28,4 +30,8 @@ def load_model(spec: str | Path) -> tuple[ReluNet, dict[str, Any]]:
     path = Path(spec)
     if path.suffix == ".npz":
         return load_net(path)
-    raise ModelFormatError(f"{path}: unsupported network file type {path.suffix!r} (use .npz)")
+    if path.suffix == ".onnx":
+        return load_onnx(path).net, {}
+    if path.suffix == ".nnet":
+        return read_nnet(path), {}
+    raise ModelFormatError(f"{path}: unsupported network file type {path.suffix!r} (use .npz, .onnx or .nnet)")
