@@ -15,9 +15,12 @@ import numpy as np
 from advgap.errors import SpecError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Term:
-    """A conjunction `A @ y <= b` (A of shape (m, n_outputs)); `name` says what it means, e.g. 'target 3'."""
+    """A conjunction `A @ y <= b` (A of shape (m, n_outputs)); `name` says what it means, e.g. 'target 3'.
+
+    Compared by identity (`eq=False`): field-wise == on numpy arrays has no truth value, so `terms.index(t)` would fail.
+    """
 
     A: np.ndarray
     b: np.ndarray
@@ -47,11 +50,11 @@ class Property:
         if not self.terms:
             raise SpecError("property has no output condition")
 
-    def violated_by(self, x: np.ndarray, y: np.ndarray, tol: float = 0.0) -> Term | None:
-        """The first term that (x, y) satisfies with x inside the box, else None (exact float64 check)."""
+    def violated_by(self, x: np.ndarray, y: np.ndarray, tol: float = 0.0) -> int | None:
+        """Index of the first term that (x, y) satisfies with x inside the box, else None (float64 check)."""
         if x.shape != self.lo.shape or np.any(x < self.lo) or np.any(x > self.hi):
             return None
-        return next((term for term in self.terms if term.holds(y, tol)), None)
+        return next((k for k, term in enumerate(self.terms) if term.holds(y, tol)), None)
 
 
 def linf_box(x: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
