@@ -9,8 +9,7 @@ from pathlib import Path
 import torch
 
 from advgap.data.mnist import mnist_arrays
-from advgap.models.bundled import load_model
-from advgap.models.netfile import save_net
+from advgap.models.bundled import load_model, save_with_onnx
 from advgap.models.train import KINDS, PROFILES, Trainer, accuracy, get_profile
 
 log = logging.getLogger(__name__)
@@ -20,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train the vanilla or the adversarially trained MNIST net")
     p.add_argument("kind", choices=KINDS)
     p.add_argument("--profile", default="quick", choices=tuple(PROFILES), help="training length (default: quick)")
-    p.add_argument("--out", type=Path, help="network file to write (default: runs/<kind>-<profile>.npz)")
+    p.add_argument(
+        "--out", type=Path, help="network file to write, .onnx beside it (default: runs/<kind>-<profile>.npz)"
+    )
     p.add_argument("--checkpoint-dir", type=Path, help="checkpoint here and resume from here")
     p.add_argument("--init", default=None, help="initial net for adversarial training (default: bundled vanilla)")
     p.add_argument("--seed", type=int, default=0)
@@ -47,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
     meta["test_accuracy_clean"] = round(accuracy(result.net, inputs, labels), 4)
     meta["test_accuracy_fgsm_0.2"] = round(accuracy(result.net, inputs, labels, fgsm_delta=0.2), 4)
     out = args.out or Path("runs") / f"{args.kind}-{profile.name}.npz"
-    save_net(out, result.net, meta)
+    onnx_path = save_with_onnx(out, result.net, meta)
     print(
         f"{args.kind} ({profile.name}): {result.meta['batches']} batches in {result.meta['train_time_s']:.0f} s; "
         f"test accuracy clean {meta['test_accuracy_clean']:.4f}, FGSM δ=0.2 {meta['test_accuracy_fgsm_0.2']:.4f}; "
-        f"wrote {out}"
+        f"wrote {out} and {onnx_path}"
     )
     return 0

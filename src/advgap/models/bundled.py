@@ -1,4 +1,7 @@
-"""Resolve a model spec: a bundled net by name (`vanilla`, `adversarial`) or a network file path."""
+"""The bundled nets and model specs: a bundled net by name (`vanilla`, `adversarial`) or a network file path.
+
+A net is stored as `<name>.npz` (advgap network file, with metadata) and `<name>.onnx` beside it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 from advgap.errors import ModelFormatError
 from advgap.formats.nnet import read_nnet
 from advgap.formats.onnx_import import load_onnx
-from advgap.models.netfile import load_net
+from advgap.models.netfile import load_net, save_net
+from advgap.models.onnx_export import save_onnx
 from advgap.verify.network import ReluNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -35,3 +39,14 @@ def load_model(spec: str | Path) -> tuple[ReluNet, dict[str, Any]]:
     if path.suffix == ".nnet":
         return read_nnet(path), {}
     raise ModelFormatError(f"{path}: unsupported network file type {path.suffix!r} (use .npz, .onnx or .nnet)")
+
+
+def save_with_onnx(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> Path:
+    """Write `net` to the network file `path` (.npz) and its ONNX export beside it; return the ONNX path."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ModelFormatError(f"{path}: a network file must end in .npz")
+    save_net(path, net, meta)
+    onnx_path = path.with_suffix(".onnx")
+    save_onnx(onnx_path, net)
+    return onnx_path

@@ -295,7 +295,8 @@ class Trainer:
         return TrainResult(from_torch(self.model), self.meta(), self.batch >= self.total)
 
     def meta(self) -> dict[str, Any]:
-        net_sizes = "-".join(str(m.in_features) for m in self.model if isinstance(m, nn.Linear)) + "-10"
+        linears = [m for m in self.model if isinstance(m, nn.Linear)]
+        net_sizes = "-".join(str(n) for n in (*(m.in_features for m in linears), linears[-1].out_features))
         meta: dict[str, Any] = {
             "architecture": net_sizes, "kind": self.kind, "profile": asdict(self.profile), "seed": self.seed,
             "batches": self.batch, "train_time_s": round(self.elapsed_s, 1), "torch_version": torch.__version__,
