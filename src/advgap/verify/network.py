@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -47,6 +48,11 @@ class ReluNet:
             biases.append(b)
         return cls(tuple(weights), tuple(biases))
 
+    @cached_property
+    def weights_t(self) -> tuple[np.ndarray, ...]:
+        """Contiguous transposes (in, out) of the weights: `h @ W.T` is much faster on them."""
+        return tuple(np.ascontiguousarray(w.T) for w in self.weights)
+
     @property
     def n_inputs(self) -> int:
         return self.weights[0].shape[1]
@@ -65,8 +71,8 @@ class ReluNet:
         if h.shape[-1] != self.n_inputs:
             raise ModelFormatError(f"input has {h.shape[-1]} features, network expects {self.n_inputs}")
         last = len(self.weights) - 1
-        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = h @ w.T + b
+        for k, (wt, b) in enumerate(zip(self.weights_t, self.biases, strict=True)):
+            h = h @ wt + b
             if k < last:
                 h = np.maximum(h, 0.0)
         return h

@@ -1,0 +1,197 @@
+"""Mixed-integer encoding of a ReluNet over an input box, solved with HiGHS.
+
+Big-M encoding of relu (Tjeng et al.) with M taken from `LayerBounds`: stable neurons are linear (no binary), an
+unstable neuron gets a binary only where the LP relaxation could be loose. For the last hidden layer and a
+single-row objective, a neuron whose objective coefficient pushes its output down is exact as an LP (its output
+only appears there and in `a >= max(0, z)`), so it needs no binary.
+
+Two questions are asked of an encoding: the minimum violation of one property term over a fixed box
+(`min_violation`), and the minimum L∞ radius δ at which a term can be satisfied (`min_radius`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+
+from advgap.verify.bounds import LayerBounds
+from advgap.verify.network import ReluNet
+from advgap.verify.spec import Term
+
+log = logging.getLogger(__name__)
+INF = highspy.kHighsInf
+
+
+@dataclass
+class _Rows:
+    """Sparse rows lower <= sum(values * x[cols]) <= upper, collected before one `addRows` call."""
+
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    cols: list[np.ndarray] = field(default_factory=list)
+    vals: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float) -> None:
+        keep = vals != 0
+        self.cols.append(np.asarray(cols, dtype=np.int32)[keep])
+        self.vals.append(np.asarray(vals, dtype=np.float64)[keep])
+        self.lower.append(lower)
+        self.upper.append(upper)
+
+    def flush(self, h: highspy.Highs) -> None:
+        if not self.lower:
+            return
+        starts = np.cumsum([0] + [len(c) for c in self.cols[:-1]]).astype(np.int32)
+        h.addRows(
+            len(self.lower), np.array(self.lower), np.array(self.upper), int(sum(len(c) for c in self.cols)),
+            starts, np.concatenate(self.cols), np.concatenate(self.vals),
+        )
+
+
+@dataclass(frozen=True)
+class MilpOutcome:
+    """What HiGHS established: `value` of the best point found (inf if none), `bound` a proven lower bound."""
+
+    value: float
+    bound: float
+    point: np.ndarray | None
+    timed_out: bool
+    radius: float | None = None
+
+
+class NetworkMilp:
+    """A HiGHS model of `net` on the box [lo, hi] with output variables expressed through the last hidden layer."""
+
+    def __init__(
+        self,
+        net: ReluNet,
+        bounds: LayerBounds,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        objective_rows: np.ndarray,
+        inactive_splits: tuple[np.ndarray, ...] | None = None,
+    ):
+        """`inactive_splits[k]` marks neurons of layer k forced inactive by a split: z <= 0 is then a row."""
+        self.net = net
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        self.h.setOptionValue("threads", 1)
+        self.n_cols = 0
+        self.x = self._add_cols(lo, hi)
+        self.rows = _Rows()
+        prev = self.x
+        last = len(net.weights) - 2
+        out_coef = objective_rows @ net.weights[-1]
+        for k in range(len(net.weights) - 1):
+            forced_off = None if inactive_splits is None else inactive_splits[k]
+            prev = self._relu_layer(
+                k, prev, bounds.lower[k], bounds.upper[k], out_coef if k == last else None, forced_off
+            )
+        self.last_hidden = prev
+
+    def _add_cols(self, lower: np.ndarray, upper: np.ndarray, integer: bool = False) -> np.ndarray:
+        n = len(lower)
+        self.h.addCols(n, np.zeros(n), np.asarray(lower, float), np.asarray(upper, float), 0,
+                       np.zeros(n, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        idx = np.arange(self.n_cols, self.n_cols + n, dtype=np.int32)
+        if integer and n:
+            self.h.changeColsIntegrality(n, idx, np.full(n, highspy.HighsVarType.kInteger, dtype=np.uint8))
+        self.n_cols += n
+        return idx
+
+    def _relu_layer(
+        self,
+        k: int,
+        prev: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        out_coef: np.ndarray | None,
+        forced_off: np.ndarray | None,
+    ) -> np.ndarray:
+        """Add post-activation columns of hidden layer k with their relu constraints; return their indices.
+
+        An active neuron's `a = z` with the column bound a >= 0 also enforces z >= 0, so active splits need no
+        extra row; inactive splits (`forced_off`) get the row z <= 0.
+        """
+        w, b = self.net.weights[k], self.net.biases[k]
+        post = self._add_cols(np.zeros(len(lower)), np.maximum(upper, 0.0))
+        for j in range(len(lower)):
+            a = post[j]
+            cols = np.concatenate([[a], prev])
+            if upper[j] <= 0:  # the column bounds pin a to 0
+                if forced_off is not None and forced_off[j]:
+                    self.rows.add(prev, w[j], -INF, -b[j])
+                continue
+            if lower[j] >= 0:  # a = w x + b
+                self.rows.add(cols, np.concatenate([[1.0], -w[j]]), b[j], b[j])
+                continue
+            self.rows.add(cols, np.concatenate([[1.0], -w[j]]), b[j], INF)  # a >= z
+            needs_binary = out_coef is None or np.any(out_coef[:, j] < 0)
+            if not needs_binary:
+                continue
+            s = self._add_cols(np.zeros(1), np.ones(1), integer=True)[0]
+            self.rows.add(np.array([a, s]), np.array([1.0, -upper[j]]), -INF, 0.0)  # a <= u s
+            # a <= z - l (1 - s)  <=>  a - w x - l s <= b - l
+            self.rows.add(np.concatenate([[a, s], prev]), np.concatenate([[1.0, -lower[j]], -w[j]]), -INF,
+                          b[j] - lower[j])
+        return post
+
+    def _output_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients on the last hidden layer and constants of `rows @ y`."""
+        return rows @ self.net.weights[-1], rows @ self.net.biases[-1]
+
+    def _solve(self, time_limit: float, objective_bound: float | None) -> MilpOutcome:
+        self.rows.flush(self.h)
+        self.rows = _Rows()
+        self.h.setOptionValue("time_limit", max(time_limit, 0.01))
+        if objective_bound is not None:
+            self.h.setOptionValue("objective_bound", objective_bound)
+        self.h.run()
+        status = self.h.getModelStatus()
+        info = self.h.getInfo()
+        timed_out = status == highspy.HighsModelStatus.kTimeLimit
+        if status == highspy.HighsModelStatus.kInfeasible:
+            return MilpOutcome(INF, INF, None, False)
+        has_point = info.primal_solution_status == 2
+        value = info.objective_function_value if has_point else INF
+        bound = info.mip_dual_bound if np.isfinite(info.mip_dual_bound) else -INF
+        if status == highspy.HighsModelStatus.kOptimal:
+            bound = max(bound, min(value, bound if np.isfinite(bound) else value))
+        elif status == highspy.HighsModelStatus.kObjectiveBound and not has_point:
+            bound = max(bound, objective_bound if objective_bound is not None else bound)
+        point = np.array(self.h.getSolution().col_value)[self.x] if has_point else None
+        return MilpOutcome(value, bound, point, timed_out)
+
+    def min_violation(self, term: Term, time_limit: float, stop_below: float = 0.0) -> MilpOutcome:
+        """Minimise v = max_r (A_r y - b_r) over the box: v > 0 everywhere means the term cannot hold.
+
+        HiGHS prunes every node whose bound is >= `stop_below` and stops at the first point below it.
+        """
+        v = self._add_cols(np.array([-INF]), np.array([INF]))[0]
+        coef, const = self._output_rows(term.A)
+        for r in range(term.A.shape[0]):
+            # v >= coef_r h + const_r - b_r
+            self.rows.add(np.concatenate([[v], self.last_hidden]), np.concatenate([[1.0], -coef[r]]),
+                          const[r] - term.b[r], INF)
+        self.h.changeColCost(int(v), 1.0)
+        self.h.setOptionValue("mip_max_improving_sols", 1)
+        return self._solve(time_limit, stop_below)
+
+    def min_radius(self, term: Term, centre: np.ndarray, radius_cap: float, time_limit: float) -> MilpOutcome:
+        """Minimise δ such that some x in the box with |x - centre| <= δ satisfies the term."""
+        d = self._add_cols(np.array([0.0]), np.array([radius_cap]))[0]
+        for i, xi in enumerate(self.x):  # -d <= x_i - centre_i <= d
+            self.rows.add(np.array([xi, d]), np.array([1.0, -1.0]), -INF, centre[i])
+            self.rows.add(np.array([xi, d]), np.array([1.0, 1.0]), centre[i], INF)
+        coef, const = self._output_rows(term.A)
+        for r in range(term.A.shape[0]):
+            self.rows.add(self.last_hidden, coef[r], -INF, term.b[r] - const[r])
+        self.h.changeColCost(int(d), 1.0)
+        outcome = self._solve(time_limit, None)
+        radius = None
+        if outcome.point is not None:
+            radius = float(np.array(self.h.getSolution().col_value)[d])
+        return MilpOutcome(outcome.value, outcome.bound, outcome.point, outcome.timed_out, radius)
