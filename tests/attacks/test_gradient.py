@@ -77,6 +77,16 @@ def test_targeted_attacks_reach_target_on_easy_case(linear_case):
     assert not fgsm(model, x, labels, 0.9 * minimal, targets=targets).success.any()
 
 
+def test_untargeted_sign_is_right_where_float32_cross_entropy_saturates(linear_case):
+    """Logit margins here are 9 to 255; above ≈ 17 float32 CE has 1 - p_label == 0 and its gradient sign is wrong."""
+    model, x, labels, minimal = linear_case
+    with torch.no_grad():
+        logits = model(x)
+    assert (logits[:, 0] - logits[:, 1] > 17).sum() >= 4
+    assert fgsm(model, x, labels, 1.01 * minimal).success.all()
+    assert pgd(model, x, labels, 1.01 * minimal, generator=torch.Generator().manual_seed(0)).success.all()
+
+
 def test_pgd_targeted_on_trained_net(trained_mlp):
     model, x, y = trained_mlp
     targets = (y + 1) % 10

@@ -3,12 +3,18 @@
 Each step moves every pixel by `step_size` in the direction of the sign of the cross-entropy gradient — up the
 loss of the true label (untargeted) or down the loss of the target class (targeted) — then clips to the δ-box
 around x and to [0, 1]. FGSM is PGD with a single step of size δ from x itself (no random start).
+
+The sign is taken from ∇ of L_c(z) = logsumexp_{k≠c} z_k − z_c rather than of CE(z, c) = softplus(L_c(z)): per
+sample the two gradients differ by the positive factor sigmoid(L_c), so their signs agree exactly, but in float32
+CE saturates (1 − p_c rounds to 0 once the logit margin exceeds ≈ 17, sigmoid(L_c) underflows below ≈ −87) and
+then yields a wrong or zero sign, while L_c does not.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from advgap.attacks.base import AttackResult, Delta, eval_mode, finalize, is_success, per_sample, prepare_batch, project
@@ -16,6 +22,13 @@ from advgap.errors import SpecError
 
 DEFAULT_STEPS = 40
 STEP_SIZE_FACTOR = 2.5
+
+
+def ce_sign_loss(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Per-sample logsumexp_{k≠c} z_k − z_c: cross-entropy's gradient sign without its float32 saturation."""
+    own = logits.gather(1, classes.unsqueeze(1)).squeeze(1)
+    others = logits.scatter(1, classes.unsqueeze(1), -math.inf).logsumexp(dim=1)
+    return others - own
 
 
 def pgd(
@@ -65,7 +78,7 @@ def pgd(
             ever |= success
             if k == steps:
                 break
-            loss = F.cross_entropy(logits, goal, reduction="sum")
+            loss = ce_sign_loss(logits, goal).sum()
             (grad,) = torch.autograd.grad(loss, x_adv)
             x_adv = project(x_adv.detach() + sign * step.unsqueeze(1) * grad.sign(), x, delta)
     return finalize(model, x, torch.where(ever.unsqueeze(1), last_adversarial, x_adv), delta, labels, targets)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -26,8 +25,8 @@ def to_torch(net: ReluNet, dtype: torch.dtype = torch.float32) -> nn.Sequential:
     linears = [m for m in model if isinstance(m, nn.Linear)]
     with torch.no_grad():
         for lin, w, b in zip(linears, net.weights, net.biases, strict=True):
-            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
-            lin.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+            lin.weight.copy_(torch.tensor(w))
+            lin.bias.copy_(torch.tensor(b))
     return model.eval()
 
 

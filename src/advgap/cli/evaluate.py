@@ -1,0 +1,48 @@
+"""`advgap evaluate`: clean accuracy and accuracy under untargeted FGSM on the 10,000 MNIST test images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from advgap.attacks.evaluate import DEFAULT_FGSM_DELTA, evaluate
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="clean and FGSM accuracy of a net on the MNIST test set",
+        description="Accuracy of a net on the 10,000 MNIST test images, clean and under untargeted FGSM.",
+    )
+    p.add_argument(
+        "--model",
+        default="vanilla",
+        metavar="vanilla|adversarial|PATH",
+        help="a bundled net or an advgap .npz network file (default: vanilla)",
+    )
+    p.add_argument(
+        "--fgsm",
+        type=float,
+        default=DEFAULT_FGSM_DELTA,
+        metavar="DELTA",
+        help=f"L∞ radius of the FGSM attack in pixel units of [0, 1] (default {DEFAULT_FGSM_DELTA} = 51/255)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="directory with the four MNIST IDX files, .gz or raw (default: $ADVGAP_DATA_DIR, else the bundled copy)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = evaluate(args.model, args.fgsm, args.data_dir)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"model {result.model}: {result.n} MNIST test images")
+        print(f"  clean accuracy          {100 * result.clean_accuracy:6.2f}%")
+        print(f"  FGSM δ={result.fgsm_delta:<6g} accuracy {100 * result.fgsm_accuracy:6.2f}%")
+    return 0
