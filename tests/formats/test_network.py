@@ -1,13 +1,17 @@
 import numpy as np
 import pytest
 
+from advgap.data.mnist import mnist_arrays
 from advgap.errors import ModelFormatError
 from advgap.formats.network import load_network
 from advgap.formats.nnet import write_nnet
 from advgap.formats.onnx_import import OnnxReplayer
-from advgap.models.bundled import load_model
+from advgap.models.bundled import BUNDLED, bundled_path, load_model
 from advgap.models.netfile import save_net
+from advgap.models.onnx_export import save_onnx
+from advgap.verify.api import min_linf_distance
 from advgap.verify.network import ReluNet
+from advgap.verify.result import DistanceStatus
 
 RNG = np.random.default_rng(3)
 
@@ -42,3 +46,23 @@ def test_other_formats_replay_through_the_relunet(tmp_path, net, suffix):
 def test_unknown_suffix_is_refused(tmp_path):
     with pytest.raises(ModelFormatError, match=r"unsupported network file type '\.h5'"):
         load_network(tmp_path / "n.h5")
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_net_survives_onnx_and_nnet_export_with_the_same_min_delta(tmp_path, shared_dir, name):
+    if not bundled_path(name).is_file():
+        pytest.skip(f"bundled net {name} is not trained yet")
+    net, _ = load_model(name)
+    save_onnx(tmp_path / "n.onnx", net)
+    write_nnet(tmp_path / "n.nnet", net)
+    via_onnx, via_nnet = load_network(tmp_path / "n.onnx").net, load_network(tmp_path / "n.nnet").net
+    for w, w_onnx, w_nnet in zip(net.weights, via_onnx.weights, via_nnet.weights, strict=True):
+        np.testing.assert_array_equal(w_nnet, w)
+        np.testing.assert_allclose(w_onnx, w, rtol=1e-6, atol=1e-7)
+    images, labels = mnist_arrays("test", shared_dir / "mnist")
+    for i in range(2):
+        x, label = images[i].reshape(-1).astype(np.float64), int(labels[i])
+        results = [min_linf_distance(n, x, label, timeout=60) for n in (net, via_onnx, via_nnet)]
+        assert all(r.status is DistanceStatus.EXACT for r in results)
+        assert results[2].lower == results[0].lower and results[2].upper == results[0].upper
+        assert max(r.lower for r in results) <= min(r.upper for r in results) + 1e-6
