@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -54,6 +55,9 @@ class _Lin:
 
 
 _Value = _Lin | np.ndarray
+_Args = list[_Value | None]
+_Attrs = dict[str, Any]
+_Layers = list[tuple[np.ndarray, np.ndarray]]
 
 
 class _NodeError(Exception):
@@ -149,7 +153,7 @@ def onnx_to_relunet(model: onnx.ModelProto, source: str = "<onnx>") -> ReluNet:
     shape = _input_shape(inp)
     n = int(np.prod(shape))
     values[inp.name] = _Lin(_identity(n, shape), 0)
-    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    layers: _Layers = []
     for index, node in enumerate(graph.node):
         label = f"node {node.name or index!r} ({node.op_type})"
         handler = _HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
@@ -232,15 +236,15 @@ def _add(a: _Value, b: _Value, sign: float) -> _Value:
     return _Lin(H, lin.depth)
 
 
-def _op_add(args, attrs, opset, layers) -> _Value:
+def _op_add(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     return _add(args[0], args[1], 1.0)
 
 
-def _op_sub(args, attrs, opset, layers) -> _Value:
+def _op_sub(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     return _add(args[0], args[1], -1.0)
 
 
-def _op_mul(args, attrs, opset, layers) -> _Value:
+def _op_mul(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     a, b = args
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return a * b
@@ -250,7 +254,7 @@ def _op_mul(args, attrs, opset, layers) -> _Value:
     return _Lin(_expand(lin, np.broadcast_shapes(lin.shape, const.shape)) * const, lin.depth)
 
 
-def _op_div(args, attrs, opset, layers) -> _Value:
+def _op_div(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     a, b = args
     if isinstance(b, _Lin):
         raise _NodeError("divides by an input-dependent tensor (not linear)")
@@ -285,7 +289,7 @@ def _matmul(a: _Value, b: _Value) -> _Value:
     return _Lin(np.matmul(a, H), b.depth)
 
 
-def _op_matmul(args, attrs, opset, layers) -> _Value:
+def _op_matmul(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     return _matmul(args[0], args[1])
 
 
@@ -293,7 +297,7 @@ def _transpose2(v: _Value) -> _Value:
     return _Lin(v.H.swapaxes(1, 2), v.depth) if isinstance(v, _Lin) else v.T
 
 
-def _op_gemm(args, attrs, opset, layers) -> _Value:
+def _op_gemm(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     a, b = args[0], args[1]
     c = args[2] if len(args) > 2 else None
     for v in (a, b):
@@ -313,7 +317,7 @@ def _op_gemm(args, attrs, opset, layers) -> _Value:
     return _add(y, beta * _float(c), 1.0)
 
 
-def _op_relu(args, attrs, opset, layers) -> _Value:
+def _op_relu(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     (x,) = args
     if isinstance(x, np.ndarray):
         return np.maximum(x, 0)
@@ -329,11 +333,11 @@ def _reshape(v: _Value, shape: tuple[int, ...]) -> _Value:
     return _Lin(v.H.reshape((v.H.shape[0], *shape)), v.depth)
 
 
-def _op_identity(args, attrs, opset, layers) -> _Value:
+def _op_identity(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     return args[0]
 
 
-def _op_flatten(args, attrs, opset, layers) -> _Value:
+def _op_flatten(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     (x,) = args
     shape = tuple(x.shape)
     axis = int(attrs.get("axis", 1))
@@ -343,7 +347,7 @@ def _op_flatten(args, attrs, opset, layers) -> _Value:
     return _reshape(x, (int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))))
 
 
-def _op_reshape(args, attrs, opset, layers) -> _Value:
+def _op_reshape(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     x, target = args[0], args[1]
     if not isinstance(target, np.ndarray) or target.dtype.kind not in "iu":
         raise _NodeError("target shape must be a constant integer tensor")
@@ -354,7 +358,7 @@ def _op_reshape(args, attrs, opset, layers) -> _Value:
     return _reshape(x, tuple(dims))
 
 
-def _axes(args, attrs, opset) -> list[int] | None:
+def _axes(args: _Args, attrs: _Attrs, opset: int) -> list[int] | None:
     if opset >= 13:
         axes = args[1] if len(args) > 1 else None
         if axes is not None and not isinstance(axes, np.ndarray):
@@ -363,7 +367,7 @@ def _axes(args, attrs, opset) -> list[int] | None:
     return list(attrs["axes"]) if "axes" in attrs else None
 
 
-def _op_squeeze(args, attrs, opset, layers) -> _Value:
+def _op_squeeze(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     x = args[0]
     shape = tuple(x.shape)
     axes = _axes(args, attrs, opset)
@@ -373,7 +377,7 @@ def _op_squeeze(args, attrs, opset, layers) -> _Value:
     return _reshape(x, tuple(d for i, d in enumerate(shape) if i not in axes))
 
 
-def _op_unsqueeze(args, attrs, opset, layers) -> _Value:
+def _op_unsqueeze(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     x = args[0]
     axes = _axes(args, attrs, opset)
     if axes is None:
@@ -386,7 +390,7 @@ def _op_unsqueeze(args, attrs, opset, layers) -> _Value:
     return _reshape(x, tuple(dims))
 
 
-def _op_constant(args, attrs, opset, layers) -> _Value:
+def _op_constant(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     if "value" in attrs:
         return numpy_helper.to_array(attrs["value"])
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32)):
@@ -398,7 +402,7 @@ def _op_constant(args, attrs, opset, layers) -> _Value:
     raise _NodeError(f"unsupported Constant attributes {sorted(attrs)}")
 
 
-_HANDLERS: dict[str, Callable[..., _Value]] = {
+_HANDLERS: dict[str, Callable[[_Args, _Attrs, int, _Layers], _Value]] = {
     "Add": _op_add,
     "Sub": _op_sub,
     "Mul": _op_mul,
