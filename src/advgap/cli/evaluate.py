@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data-dir",
         type=Path,
+        metavar="DIR",
         help="directory with the four MNIST IDX files, .gz or raw (default: $ADVGAP_DATA_DIR, else the bundled copy)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
