@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
+from advgap.errors import SolverError
 from advgap.verify.bounds import LayerBounds
 from advgap.verify.network import ReluNet
 from advgap.verify.spec import Term
@@ -78,7 +79,6 @@ class NetworkMilp:
         self.net = net
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
-        self.h.setOptionValue("threads", 1)
         self.n_cols = 0
         self.x = self._add_cols(lo, hi)
         self.rows = _Rows()
@@ -149,7 +149,8 @@ class NetworkMilp:
         self.h.setOptionValue("time_limit", max(time_limit, 0.01))
         if objective_bound is not None:
             self.h.setOptionValue("objective_bound", objective_bound)
-        self.h.run()
+        if self.h.run() == highspy.HighsStatus.kError:
+            raise SolverError(f"HiGHS failed: {self.h.modelStatusToString(self.h.getModelStatus())}")
         status = self.h.getModelStatus()
         info = self.h.getInfo()
         timed_out = status == highspy.HighsModelStatus.kTimeLimit

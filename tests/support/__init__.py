@@ -1,0 +1,1 @@
+"""Helpers shared by tests: reference solvers and tiny nets."""
