@@ -31,6 +31,7 @@ from advgap.verify.result import CheckResult, DistanceResult, DistanceStatus, Ve
 from advgap.verify.spec import Property, Term, robustness_spec
 
 ENGINE = "native"
+ENGINES = ("native", "marabou")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -143,15 +144,29 @@ def _validate(net: ReluNet, x: np.ndarray, label: int, target: int | None) -> np
 
 
 def check_robust(
-    net: ReluNet, x: np.ndarray, label: int, delta: float, target: int | None = None, timeout: float = 60.0
+    net: ReluNet,
+    x: np.ndarray,
+    label: int,
+    delta: float,
+    target: int | None = None,
+    timeout: float = 60.0,
+    engine: str = "native",
 ) -> CheckResult:
     """Is there x' with ‖x' − x‖∞ <= delta, x' in [0,1]^n and logit_t(x') >= logit_label(x')?
 
     `target` restricts t to one class; by default every class but `label` counts. ROBUST means proven no.
+    `engine` as in `min_linf_distance`.
     """
     x = _validate(net, x, label, target)
     targets = None if target is None else [target]
-    return check_property(net, robustness_spec(x, label, delta, net.n_outputs, targets), timeout)
+    prop = robustness_spec(x, label, delta, net.n_outputs, targets)
+    if engine == "marabou":
+        from advgap.verify.marabou import marabou_check_property
+
+        return marabou_check_property(net, prop, timeout)
+    if engine != "native":
+        raise SpecError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    return check_property(net, prop, timeout)
 
 
 def _attack_radius(net: ReluNet, x: np.ndarray, label: int, targets: Sequence[int], tol: float) -> np.ndarray | None:
@@ -170,7 +185,6 @@ def _attack_radius(net: ReluNet, x: np.ndarray, label: int, targets: Sequence[in
     return best
 
 
-@single_threaded_blas
 def min_linf_distance(
     net: ReluNet,
     x: np.ndarray,
@@ -178,6 +192,7 @@ def min_linf_distance(
     target: int | None = None,
     timeout: float = 60.0,
     tol: float = 1e-3,
+    engine: str = "native",
 ) -> DistanceResult:
     """The minimal L∞ distance from x to a point of [0,1]^n whose logit for a target class reaches the label's.
 
@@ -185,13 +200,29 @@ def min_linf_distance(
         net: the network; x: the image, values in [0, 1] (δ is in the same units: 1/255 is one pixel level).
         label: the true class; target: one target class, or None for the closest over all classes but `label`.
         timeout: wall-clock seconds for the whole search; tol: the certified interval's target width in δ units.
+        engine: "native" (attack, bounds, branch and bound / MILP) or "marabou" (the study's method: bisection
+            on δ with complete Marabou queries; needs the optional extra `advgap[marabou]`).
 
-    Returns a DistanceResult: `lower` proven (robust for every δ < lower), `upper` achieved by `witness`, status
-    EXACT when upper − lower <= tol. Attack first (PGD bisection) for `upper`, then complete robustness checks just
-    below it; a counterexample found there lowers `upper` and the search bisects.
+    Returns a DistanceResult: `lower` proven (robust for every δ < lower), `upper` achieved by `witness` (inf and
+    no witness when even δ = 1 is robust), status EXACT when upper − lower <= tol.
     """
-    start = time.monotonic()
     x = _validate(net, x, label, target)
+    if engine == "marabou":
+        from advgap.verify.marabou import marabou_min_linf_distance
+
+        return marabou_min_linf_distance(net, x, label, target, timeout, tol)
+    if engine != "native":
+        raise SpecError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    return _native_min_linf_distance(net, x, label, target, timeout, tol)
+
+
+@single_threaded_blas
+def _native_min_linf_distance(
+    net: ReluNet, x: np.ndarray, label: int, target: int | None, timeout: float, tol: float
+) -> DistanceResult:
+    """Attack first (PGD bisection) for `upper`, then complete robustness checks just below it; a
+    counterexample found there lowers `upper` and the search bisects between the certified ends."""
+    start = time.monotonic()
     targets = [t for t in range(net.n_outputs) if t != label] if target is None else [target]
 
     def done(lower: float, upper: float, witness: np.ndarray | None, status: DistanceStatus, detail: str):
@@ -218,7 +249,7 @@ def min_linf_distance(
         else:
             delta = (lower + upper) / 2
         first = False
-        outcome = check_robust(net, x, label, delta, target, remaining)
+        outcome = check_property(net, robustness_spec(x, label, delta, net.n_outputs, targets), remaining)
         checks += 1
         if outcome.verdict is Verdict.ROBUST:
             lower = delta

@@ -1,0 +1,103 @@
+"""`advgap mindist`: the guaranteed closest adversarial example (minimal L∞ distance) of MNIST test images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from advgap.cli.run import parse_images
+from advgap.data.mnist import mnist_arrays
+from advgap.errors import ConfigError
+from advgap.models.bundled import load_model
+from advgap.verify.api import ENGINES, min_linf_distance
+from advgap.verify.crosscheck import cross_check
+from advgap.verify.result import DistanceResult
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "mindist",
+        help="exact minimal L∞ distance to an adversarial example, per test image",
+        description="Certified minimal L∞ distance δ (pixel values in [0, 1]; 1/255 is one grey level) from each "
+        "selected MNIST test image to a point whose target logit reaches the true label's logit.",
+    )
+    p.add_argument("--model", default="vanilla", metavar="vanilla|adversarial|PATH",
+                   help="a bundled net or a network file (.npz, .onnx, .nnet); default vanilla")
+    p.add_argument("--images", default="0:10", metavar="N|A:B", help="first N test images or indices A..B-1")
+    p.add_argument("--target", type=int, help="one target class (default: the closest over all classes)")
+    p.add_argument("--engine", choices=ENGINES, default="native", help="exact engine (default native)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per image (default 60)")
+    p.add_argument("--tol", type=float, default=1e-3, help="certified interval width in δ units (default 1e-3)")
+    p.add_argument("--cross-check", action="store_true",
+                   help="run the other engine too and report every disagreement beyond --tol")
+    p.add_argument("--data-dir", help="directory with the MNIST files (default: $ADVGAP_DATA_DIR or bundled)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image and line on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(handler=run)
+
+
+def _row(index: int, label: int, predicted: int, result: DistanceResult | None, target: int | None) -> dict:
+    if result is None:
+        return {"index": index, "label": label, "predicted": predicted, "target": target, "lower": None,
+                "upper": None, "status": "misclassified", "seconds": 0.0, "engine": None}
+    return {
+        "index": index, "label": label, "predicted": predicted, "target": result.target,
+        "lower": result.lower, "upper": None if np.isinf(result.upper) else result.upper,
+        "status": result.status.value, "seconds": round(result.seconds, 4), "engine": result.engine,
+        "lower_px": result.lower * 255, "upper_px": None if np.isinf(result.upper) else result.upper * 255,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.tol < 1:
+        raise ConfigError(f"--tol must lie in (0, 1), got {args.tol}")
+    if args.timeout <= 0:
+        raise ConfigError(f"--timeout must be positive, got {args.timeout}")
+    net, _ = load_model(args.model)
+    if args.target is not None and not 0 <= args.target < net.n_outputs:
+        raise ConfigError(f"--target {args.target}: the net has classes 0..{net.n_outputs - 1}")
+    images, labels = mnist_arrays("test", args.data_dir)
+    start, stop = parse_images(args.images)
+    if not 0 <= start < stop <= len(images):
+        raise ConfigError(f"--images {args.images}: indices must lie in [0, {len(images)}]")
+    other = next(e for e in ENGINES if e != args.engine)
+    disagreements = 0
+    for index in tqdm(range(start, stop), desc="mindist", unit="image", disable=args.no_progress, file=sys.stderr):
+        x, label = images[index].astype(np.float64), int(labels[index])
+        predicted = int(net.predict(x))
+        result = None
+        if predicted == label:
+            result = min_linf_distance(net, x, label, args.target, args.timeout, args.tol, args.engine)
+        row = _row(index, label, predicted, result, args.target)
+        if result is not None and args.cross_check:
+            second = min_linf_distance(net, x, label, args.target, args.timeout, args.tol, other)
+            problem = cross_check(result, second, args.tol)
+            row["cross_check"] = {"engine": other, "lower": second.lower, "upper": second.upper,
+                                  "status": second.status.value, "seconds": round(second.seconds, 4),
+                                  "disagreement": problem}
+            disagreements += problem is not None
+        _print(row, args.json)
+    if args.cross_check:
+        print(f"cross-check: {disagreements} disagreement(s) beyond tol {args.tol}", file=sys.stderr)
+    return 1 if disagreements else 0
+
+
+def _print(row: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(row), flush=True)
+        return
+    if row["status"] == "misclassified":
+        tqdm.write(f"image {row['index']}: label {row['label']} predicted {row['predicted']} — misclassified, skipped")
+        return
+    upper = "inf" if row["upper"] is None else f"{row['upper']:.5f}"
+    tqdm.write(f"image {row['index']}: label {row['label']} target {row['target']} δ in [{row['lower']:.5f}, {upper}] "
+               f"({row['lower'] * 255:.2f} px) {row['status']} {row['seconds']:.2f}s {row['engine']}")
+    if "cross_check" in row:
+        cc = row["cross_check"]
+        verdict = cc["disagreement"] or "agrees"
+        tqdm.write(f"    {cc['engine']}: [{cc['lower']:.5f}, {cc['upper']:.5f}] {cc['status']} "
+                   f"{cc['seconds']:.2f}s — {verdict}")
