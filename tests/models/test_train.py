@@ -138,6 +138,9 @@ def test_profiles_and_errors(data):
     assert paper.delta_at(0) == 0.3 and paper.delta_at(249_999) == 0.3 and paper.delta_at(250_000) == 0.1
     with pytest.raises(ConfigError):
         paper.delta_at(500_000)
+    short = get_profile("short")
+    assert short.delta_at(0) == pytest.approx(0.3 / 10_000) and short.delta_at(4_999) == pytest.approx(0.15)
+    assert short.delta_at(9_999) == 0.3 and short.delta_at(49_999) == 0.3 and short.delta_at(50_000) == 0.1
     with pytest.raises(ConfigError, match="unknown training profile"):
         get_profile("huge")
     with pytest.raises(ConfigError, match="initial net"):

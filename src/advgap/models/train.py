@@ -44,7 +44,12 @@ KINDS = ("vanilla", "adversarial")
 
 @dataclass(frozen=True)
 class Profile:
-    """How long and how hard to train; `adversarial_stages` is a sequence of (δ, number of batches)."""
+    """How long and how hard to train; `adversarial_stages` is a sequence of (δ, number of batches).
+
+    `warmup_batches` > 0 raises δ linearly from δ_1/warmup to the first stage's δ_1 over the first batches: the
+    study's schedule (δ=0.3 from the first batch, logit pairing weight 1.0) collapses the 784-50-10 net to a
+    near-constant predictor with dead ReLUs within ~3,000 batches; with a warm-up it keeps training.
+    """
 
     name: str
     vanilla_batches: int
@@ -55,6 +60,7 @@ class Profile:
     attack_steps: int = 40
     step_factor: float = 2.5
     logit_weight: float = 1.0
+    warmup_batches: int = 0
     checkpoint_every_s: float = 300.0
 
     def total_batches(self, kind: str) -> int:
@@ -68,13 +74,16 @@ class Profile:
         for delta, n in self.adversarial_stages:
             end += n
             if batch < end:
+                if batch < self.warmup_batches:
+                    return self.adversarial_stages[0][0] * (batch + 1) / self.warmup_batches
                 return delta
         raise ConfigError(f"batch {batch} is past the end of profile {self.name!r}")
 
 
 PROFILES = {
     "paper": Profile("paper", 60_000, ((0.3, 250_000), (0.1, 250_000))),
-    "quick": Profile("quick", 3_000, ((0.3, 3_000), (0.1, 3_000))),
+    "short": Profile("short", 60_000, ((0.3, 50_000), (0.1, 50_000)), warmup_batches=10_000),
+    "quick": Profile("quick", 3_000, ((0.3, 3_000), (0.1, 3_000)), warmup_batches=1_500),
     "tiny": Profile("tiny", 40, ((0.3, 20), (0.1, 20)), hidden=(16,), attack_steps=10),
 }
 
