@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from advgap.data.mnist import load_mnist
@@ -114,12 +115,8 @@ def load_models(specs: tuple[str, ...]) -> list[Model]:
 _STATE: dict = {}
 
 
-def _init_worker(nets: dict[str, ReluNet], pixels: np.ndarray, labels: np.ndarray, config: RunConfig,
-                 threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+def _init_worker(nets: dict[str, ReluNet], pixels: np.ndarray, labels: np.ndarray, config: RunConfig) -> None:
+    torch.set_num_threads(1)  # small batches: one thread per process is fastest, and never oversubscribes cores
     torch_nets = {name: methods.torch_net(net) for name, net in nets.items()}
     _STATE.update(nets=nets, torch_nets=torch_nets, pixels=pixels, labels=labels, config=config)
 
@@ -171,11 +168,16 @@ def _execute(config: RunConfig, nets: dict[str, ReluNet], pixels: np.ndarray, la
              tasks: list[AttackTask | ExactTask]) -> Iterator[tuple[AttackTask | ExactTask, list[ResultRow]]]:
     """Run tasks in this process or in a spawned pool, yielding results as they finish."""
     if config.workers == 1 or len(tasks) <= 1:
-        _init_worker(nets, pixels, labels, config, None)
-        yield from map(_run_task, tasks)
+        threads = torch.get_num_threads()
+        _init_worker(nets, pixels, labels, config)
+        try:
+            yield from map(_run_task, tasks)
+        finally:
+            torch.set_num_threads(threads)
+            _STATE.clear()
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(config.workers, _init_worker, (nets, pixels, labels, config, 1)) as pool:
+    with context.Pool(config.workers, _init_worker, (nets, pixels, labels, config)) as pool:
         yield from pool.imap_unordered(_run_task, tasks, chunksize=1)
 
 

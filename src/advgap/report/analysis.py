@@ -93,7 +93,8 @@ class ModelData:
 
     def cosine(self, attack: str = "fgsm") -> np.ndarray:
         """Cosine similarity of the attack's and the exact perturbation, per pair where both are non-zero."""
-        a, b = self.pairs.perturbation[attack], self.pairs.perturbation["exact"]
+        a = self.pairs.perturbation[attack].astype(np.float64)
+        b = self.pairs.perturbation["exact"].astype(np.float64)
         na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
         keep = (na > 0) & (nb > 0)
         return np.einsum("ij,ij->i", a[keep], b[keep]) / (na[keep] * nb[keep])

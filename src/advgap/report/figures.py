@@ -230,22 +230,23 @@ def render_all(models: Sequence[ModelData], folder: Path) -> list[Figure]:
     figures: list[Figure] = []
     study_numbers = {"vanilla": (1, 2, 5), "adversarial": (3, 4, 6)}
     for data in models:
-        cos_no, heat_no, bins_no = (f"study fig. {n}" for n in study_numbers.get(data.name, ("–",) * 3))
+        numbers = study_numbers.get(data.name)
+        cos_no, heat_no, bins_no = (f" (study fig. {n})" if numbers else "" for n in numbers or (0, 0, 0))
         figures.append(Figure(
             cosine_histogram(data, folder / f"cosine_{data.name}.png"),
-            f"{data.name}: cosine similarity of attack and exact perturbations ({cos_no})",
+            f"{data.name}: cosine similarity of attack and exact perturbations{cos_no}",
             "Per (image, target) pair: cosine of the angle between the perturbation the attack found at its "
             "closest δ and the exact closest perturbation (witness − image).",
         ))
         figures.append(Figure(
             perturbation_heatmaps(data, folder / f"heatmaps_{data.name}.png"),
-            f"{data.name}: FGSM and exact perturbations ({heat_no})",
+            f"{data.name}: FGSM and exact perturbations{heat_no}",
             "First complete images of the selection, each towards its closest target; red raises, blue lowers "
             "a pixel; one colour scale for the whole figure.",
         ))
         figures.append(Figure(
             minimal_delta_bins(data, folder / f"bins_{data.name}.png"),
-            f"{data.name}: minimal δ per image ({bins_no})",
+            f"{data.name}: minimal δ per image{bins_no}",
             "Minimal δ over the targets of each image, in pixels (δ·255). Left: images per bin; right: fraction "
             "of images whose minimal δ exceeds δ (robust to that method at δ). Unreached images count as 255 px.",
         ))

@@ -1,0 +1,59 @@
+import math
+
+import numpy as np
+import pytest
+
+from advgap.experiment.store import ResultStore
+from advgap.report import analysis
+
+
+def load(folder, selection=None):
+    with ResultStore.read(folder) as store:
+        return analysis.load(store, selection), store.identity(), store.sessions()
+
+
+def test_only_complete_correct_images_enter(small_store):
+    (data,), _, _ = load(small_store)
+    assert data.name == "vanilla"
+    assert (data.n_selected, data.n_correct) == (4, 3)
+    assert data.images.tolist() == [0, 1]
+    assert len(data.pairs) == 18
+    np.testing.assert_allclose(data.minimal("exact"), [0.01, 0.03])
+    np.testing.assert_allclose(data.minimal("fgsm"), [0.02, 0.09])
+
+
+def test_selection_restricts_images(small_store):
+    (data,), _, _ = load(small_store, range(1, 2))
+    assert data.images.tolist() == [1] and data.n_selected == 1
+
+
+def test_cosine_follows_the_perturbation_directions(small_store):
+    (data,), _, _ = load(small_store)
+    cos = data.cosine("fgsm")
+    assert len(cos) == 15  # the 3 failed FGSM pairs have no perturbation
+    np.testing.assert_allclose(np.sort(cos), [0.0] * 6 + [1.0] * 9, atol=1e-6)
+    np.testing.assert_allclose(data.cosine("pgd"), 1.0, atol=1e-6)
+
+
+def test_summary_numbers_match_the_closed_form(small_store, expected):
+    models, identity, sessions = load(small_store)
+    entry = analysis.summarize(models, identity, sessions)["models"]["vanilla"]
+    for method, value in expected["mean_px"].items():
+        assert entry["mean_minimal_px"][method] == pytest.approx(value), method
+    for attack, value in expected["median_gap"].items():
+        assert entry["median_relative_gap"][attack] == pytest.approx(value, abs=1e-9), attack
+    assert entry["pairs_not_certified"] == 1
+    assert entry["images_minimal_not_certified"] == 0
+    assert entry["pairs_below_exact_lower"] == {"fgsm": 0, "pgd": 0, "fmn": 0}
+    assert entry["unreached_images"]["fgsm"] == 0
+    assert entry["study"]["mean_min_px"] == 6.0
+    assert entry["seconds"]["exact"] == pytest.approx(18 * 0.25)
+
+
+def test_an_image_no_attack_reaches_counts_as_delta_one():
+    class Fake:
+        def minimal(self, method):
+            return np.array([0.02, math.inf])
+
+    mean, unreached = analysis.mean_minimal_px(Fake(), "fgsm")
+    assert mean == pytest.approx((0.02 + 1.0) / 2 * 255) and unreached == 1

@@ -1,0 +1,34 @@
+import json
+
+import pytest
+
+from advgap.report.html import build_report
+
+
+def test_report_and_summary_hold_the_stored_numbers(small_store, expected):
+    path = build_report(small_store)
+    page = path.read_text()
+    assert path == small_store / "report.html"
+    assert page.count('src="data:image/png;base64,') == 6
+    assert "<script" not in page
+    assert f"{expected['mean_px']['exact']:.2f}" in page  # mean minimal δ, exact
+    assert "97.0%" in page and "95.0%" in page  # study's clean accuracy beside ours
+    summary = json.loads((small_store / "summary.json").read_text())
+    entry = summary["models"]["vanilla"]
+    assert entry["mean_minimal_px"]["fgsm"] == pytest.approx(expected["mean_px"]["fgsm"])
+    assert entry["median_relative_gap"]["pgd"] == pytest.approx(0.1)
+    assert summary["selection"] is None
+
+
+def test_names_from_the_store_are_escaped(tmp_path):
+    from advgap.report.html import _table
+
+    table = _table(["<net>"], [[("a<b>&c", "")]])
+    assert "<b>" not in table and "a&lt;b&gt;&amp;c" in table and "&lt;net&gt;" in table
+
+
+def test_selection_is_recorded(small_store):
+    build_report(small_store, range(0, 1))
+    summary = json.loads((small_store / "summary.json").read_text())
+    assert summary["selection"] == [0, 1]
+    assert summary["models"]["vanilla"]["images_complete"] == 1
