@@ -1,8 +1,8 @@
 """The verification layer's entry points: check a property, check robustness, find the minimal L∞ distance.
 
 Cheap before expensive: a numpy PGD attack first (a replayed point is a proven counterexample), then CROWN bounds
-per property term, then, only for terms still open, branch and bound (one-hidden-layer nets, single-row terms)
-or a HiGHS MILP (any depth). Every counterexample is replayed in float64 through the net before it is reported.
+per property term, then, only for terms still open, branch and bound (single-row terms, any depth)
+or a HiGHS MILP (multi-row terms). Every counterexample is replayed in float64 through the net before it is reported.
 
 Soundness and tolerances: bounds are computed in float64 and a term counts as refuted only when its bound clears
 `SOUNDNESS_MARGIN` (1e-7 in logit units); HiGHS decides leaf LPs and MILPs with its primal feasibility tolerance
@@ -22,7 +22,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from advgap.errors import SpecError
-from advgap.verify.bab import SOUNDNESS_MARGIN, BabStatus, OneHiddenBab
+from advgap.verify.bab import SOUNDNESS_MARGIN, BabStatus, TermBab
 from advgap.verify.bounds import backward_lower, crown_bounds
 from advgap.verify.falsify import pgd_falsify
 from advgap.verify.milp import NetworkMilp
@@ -58,8 +58,8 @@ def _refuted_by_bounds(net: ReluNet, prop: Property, term: Term) -> tuple[bool, 
 
 def _decide_term(net: ReluNet, prop: Property, term: Term, deadline: float) -> tuple[Verdict, np.ndarray | None, str]:
     """Complete decision of one term on the box by branch and bound or MILP."""
-    if len(net.weights) == 2 and term.A.shape[0] == 1:
-        outcome = OneHiddenBab(net, term, prop.lo, prop.hi).run(deadline)
+    if term.A.shape[0] == 1:
+        outcome = TermBab(net, term, prop.lo, prop.hi).run(deadline)
         detail = f"bab ({outcome.nodes} nodes, {outcome.lps} LPs)"
         verdict = {
             BabStatus.ROBUST: Verdict.ROBUST,

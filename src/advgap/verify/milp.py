@@ -5,14 +5,15 @@ unstable neuron gets a binary only where the LP relaxation could be loose. For t
 single-row objective, a neuron whose objective coefficient pushes its output down is exact as an LP (its output
 only appears there and in `a >= max(0, z)`), so it needs no binary.
 
-Two questions are asked of an encoding: the minimum violation of one property term over a fixed box
-(`min_violation`), and the minimum L∞ radius δ at which a term can be satisfied (`min_radius`).
+`NetworkMilp.min_violation` decides a property term on a box (used for multi-row terms); `max_affine_relu_lp`
+settles the leaves of branch and bound exactly.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import highspy
 import numpy as np
@@ -21,6 +22,9 @@ from advgap.errors import SolverError
 from advgap.verify.bounds import LayerBounds
 from advgap.verify.network import ReluNet
 from advgap.verify.spec import Term
+
+if TYPE_CHECKING:
+    from advgap.verify.bab import AffineReluProblem
 
 log = logging.getLogger(__name__)
 INF = highspy.kHighsInf
@@ -60,7 +64,6 @@ class MilpOutcome:
     bound: float
     point: np.ndarray | None
     timed_out: bool
-    radius: float | None = None
 
 
 class NetworkMilp:
@@ -181,18 +184,42 @@ class NetworkMilp:
         self.h.setOptionValue("mip_max_improving_sols", 1)
         return self._solve(time_limit, stop_below)
 
-    def min_radius(self, term: Term, centre: np.ndarray, radius_cap: float, time_limit: float) -> MilpOutcome:
-        """Minimise δ such that some x in the box with |x - centre| <= δ satisfies the term."""
-        d = self._add_cols(np.array([0.0]), np.array([radius_cap]))[0]
-        for i, xi in enumerate(self.x):  # -d <= x_i - centre_i <= d
-            self.rows.add(np.array([xi, d]), np.array([1.0, -1.0]), -INF, centre[i])
-            self.rows.add(np.array([xi, d]), np.array([1.0, 1.0]), centre[i], INF)
-        coef, const = self._output_rows(term.A)
-        for r in range(term.A.shape[0]):
-            self.rows.add(self.last_hidden, coef[r], -INF, term.b[r] - const[r])
-        self.h.changeColCost(int(d), 1.0)
-        outcome = self._solve(time_limit, None)
-        radius = None
-        if outcome.point is not None:
-            radius = float(np.array(self.h.getSolution().col_value)[d])
-        return MilpOutcome(outcome.value, outcome.bound, outcome.point, outcome.timed_out, radius)
+
+def max_affine_relu_lp(
+    problem: AffineReluProblem, active: np.ndarray, on: np.ndarray, off: np.ndarray, concave: np.ndarray
+) -> tuple[float, np.ndarray | None]:
+    """Exact maximum of c·relu(A x + a) + c0 on a branch-and-bound leaf, by one LP.
+
+    `active` neurons contribute c_j z_j, `on`/`off` ones carry the split constraint z_j >= 0 / z_j <= 0, and the
+    `concave` ones (c_j <= 0, unstable) get h_j >= max(0, z_j), exact because their coefficient pushes h_j down.
+    Returns (maximum, maximiser x), or (-inf, None) when the leaf's region is empty.
+    """
+    p = problem
+    n, m = p.A.shape[1], len(concave)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    cost = np.concatenate([-(p.c[active] @ p.A[active]), -p.c[concave]])
+    lower = np.concatenate([p.lo, np.zeros(m)])
+    upper = np.concatenate([p.hi, np.full(m, INF)])
+    h.addCols(n + m, cost, lower, upper, 0, np.zeros(n + m, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    rows = _Rows()
+    x = np.arange(n, dtype=np.int32)
+    for j in np.flatnonzero(on):
+        rows.add(x, p.A[j], -p.a[j], INF)
+    for j in np.flatnonzero(off):
+        rows.add(x, p.A[j], -INF, -p.a[j])
+    for r in range(len(p.g)):
+        rows.add(x, p.G[r], -p.g[r], INF)
+    for k, j in enumerate(concave):
+        rows.add(np.concatenate([[n + k], x]), np.concatenate([[1.0], -p.A[j]]), p.a[j], INF)
+    rows.flush(h)
+    if h.run() == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS failed on a branch-and-bound leaf LP")
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return -np.inf, None
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise SolverError(f"HiGHS leaf LP ended with {h.modelStatusToString(status)}")
+    offset = p.c0 + float(p.c[active] @ p.a[active])
+    point = np.array(h.getSolution().col_value)[:n]
+    return offset - h.getInfo().objective_function_value, point
