@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from advgap.errors import SolverError
+from advgap.errors import SolverError, SpecError
 from advgap.verify import marabou
 from advgap.verify.marabou import (
     MISSING_EXTRA,
@@ -195,3 +195,23 @@ def test_missing_extra_is_a_solver_error(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "maraboupy" else real(name, *a))
     with pytest.raises(SolverError, match=MISSING_EXTRA.replace("[", r"\[").replace("]", r"\]")):
         marabou_check_property(identity_net(), robustness_spec(np.array([0.8, 0.2]), 0, 0.1, 2))
+
+
+@needs_marabou
+def test_dead_worker_gives_died_and_is_replaced():
+    net = tiny_net(0, (4,))
+    x = np.array([0.5, 0.5])
+    good = robustness_spec(x, int(net.predict(x)), 0.5, 3)
+    bad = Property(good.lo, good.hi, (Term(np.ones((1, 5)), np.zeros(1)),))  # 5 outputs for 3: the worker crashes
+    with MarabouWorker() as worker:
+        code, point = worker.solve(net, bad, 0, 0.0, time.perf_counter() + 10)
+        assert code.startswith("died") and point is None
+        assert check_with_worker(net, good, 10.0, worker).verdict is Verdict.COUNTEREXAMPLE
+
+
+def test_mismatched_property_is_a_spec_error():
+    net = identity_net()
+    with pytest.raises(SpecError, match="3 inputs"):
+        check_with_worker(net, robustness_spec(np.full(3, 0.5), 0, 0.1, 2), 5.0, FakeWorker({}))
+    with pytest.raises(SpecError, match="2 columns"):
+        check_with_worker(net, robustness_spec(np.full(2, 0.5), 0, 0.1, 3), 5.0, FakeWorker({}))

@@ -1,10 +1,9 @@
 """Marabou (maraboupy, optional extra) as a second complete verifier: a baseline and a cross-check.
 
-The query is built directly from the ReluNet weights: one variable per input, per pre- and post-activation and
-per output, an equation per affine row, a ReLU constraint per hidden neuron, the box as input bounds. A property's
-terms are checked one query each (measured faster than one disjunction constraint on MNIST 784-50-10 nets),
-most nearly violated term at the box centre first. Every query runs in a worker subprocess that is killed when it
-overruns its deadline, so the time limit holds even if Marabou ignores its own. A SAT point counts only after it
+A property's terms are checked one Marabou query each (measured faster than one disjunction constraint on MNIST
+784-50-10 nets), the term most nearly holding at the box centre first. Every query runs in a worker subprocess
+(`advgap.verify.marabou_worker`, which builds the query from the ReluNet weights) that is killed when it overruns
+its deadline, so the time limit holds even if Marabou ignores its own. A SAT point counts only after it
 replays in float64 through the ReluNet; Marabou's points often lie exactly on a term's boundary, so when the
 replay fails the term is asked once more with a small margin before the answer is given up as UNKNOWN.
 """
@@ -15,14 +14,16 @@ import contextlib
 import importlib.util
 import logging
 import math
-import multiprocessing
+import socket
+import subprocess
+import sys
 import time
 from multiprocessing.connection import Connection
 from types import TracebackType
 
 import numpy as np
 
-from advgap.errors import SolverError
+from advgap.errors import SolverError, SpecError
 from advgap.verify.bisection import min_distance_by_bisection
 from advgap.verify.network import ReluNet
 from advgap.verify.result import CheckResult, DistanceResult, Verdict
@@ -35,9 +36,6 @@ MISSING_EXTRA = "engine 'marabou' needs the optional extra: pip install 'advgap[
 KILL_GRACE_S = 0.5  # how long past its deadline a query may run before the worker is killed
 REPLAY_MARGIN = 1e-6  # logit margin of the second query when a SAT point fails the float64 replay
 
-# A query sent to the worker: weights, biases, input box, one term's rows A @ y <= b, Marabou's own timeout (s).
-_Query = tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
-
 
 def require_maraboupy() -> None:
     """Raise SolverError with the install hint when maraboupy is not importable."""
@@ -45,74 +43,12 @@ def require_maraboupy() -> None:
         raise SolverError(MISSING_EXTRA)
 
 
-def _solve_query(query: _Query) -> tuple[str, np.ndarray | None]:
-    """Build and solve one Marabou query (runs in the worker); return Marabou's exit code and the SAT input."""
-    from maraboupy import MarabouCore
-
-    weights, biases, lo, hi, rows, rhs, timeout_s = query
-    n_inputs = lo.size
-    ipq = MarabouCore.InputQuery()
-    ipq.setNumberOfVariables(n_inputs + 2 * sum(w.shape[0] for w in weights[:-1]) + weights[-1].shape[0])
-    for i in range(n_inputs):
-        ipq.markInputVariable(i, i)
-        ipq.setLowerBound(i, float(lo[i]))
-        ipq.setUpperBound(i, float(hi[i]))
-    prev, free = list(range(n_inputs)), n_inputs
-    last = len(weights) - 1
-    for k, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        pre = list(range(free, free + w.shape[0]))
-        free += w.shape[0]
-        for j, var in enumerate(pre):
-            eq = MarabouCore.Equation(MarabouCore.Equation.EQ)
-            for i in np.flatnonzero(w[j]):
-                eq.addAddend(float(w[j, i]), prev[i])
-            eq.addAddend(-1.0, var)
-            eq.setScalar(-float(b[j]))
-            ipq.addEquation(eq)
-        if k == last:
-            prev = pre
-            break
-        post = list(range(free, free + w.shape[0]))
-        free += w.shape[0]
-        for p, q in zip(pre, post, strict=True):
-            MarabouCore.addReluConstraint(ipq, p, q)
-            ipq.setLowerBound(q, 0.0)
-        prev = post
-    for j, var in enumerate(prev):
-        ipq.markOutputVariable(var, j)
-    for r in range(rows.shape[0]):
-        eq = MarabouCore.Equation(MarabouCore.Equation.LE)
-        for j in np.flatnonzero(rows[r]):
-            eq.addAddend(float(rows[r, j]), prev[j])
-        eq.setScalar(float(rhs[r]))
-        ipq.addEquation(eq)
-    options = MarabouCore.Options()
-    options._timeoutInSeconds = timeout_s
-    options._verbosity = 0
-    code, values, _ = MarabouCore.solve(ipq, options, "")
-    if code != "sat":
-        return code, None
-    return code, np.array([values[i] for i in range(n_inputs)], dtype=np.float64)
-
-
-def _serve(conn: Connection) -> None:
-    """Worker loop: answer queries until the pipe closes or a None arrives."""
-    while True:
-        try:
-            query = conn.recv()
-        except EOFError:
-            return
-        if query is None:
-            return
-        conn.send(_solve_query(query))
-
-
 class MarabouWorker:
     """One Marabou subprocess reused across queries; killed (and restarted on the next query) when one overruns."""
 
     def __init__(self) -> None:
         require_maraboupy()
-        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._proc: subprocess.Popen | None = None
         self._conn: Connection | None = None
 
     def __enter__(self) -> MarabouWorker:
@@ -123,29 +59,35 @@ class MarabouWorker:
     ) -> None:
         self.close()
 
+    def _start(self) -> Connection:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "advgap.verify.marabou_worker", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        self._conn = Connection(ours.detach())
+        return self._conn
+
     def solve(
         self, net: ReluNet, prop: Property, term: int, margin: float, deadline: float
     ) -> tuple[str, np.ndarray | None]:
         """Solve `prop`'s term `term` (tightened by `margin`) before `deadline` (perf_counter seconds).
 
-        Returns Marabou's exit code ('sat', 'unsat', 'TIMEOUT', 'UNKNOWN', 'ERROR', ...) or 'killed'/'died', and
-        the input point when 'sat'.
+        Returns Marabou's exit code ('sat', 'unsat', 'TIMEOUT', 'UNKNOWN', 'ERROR', ...) or 'killed'/'died ...',
+        and the input point when 'sat'.
         """
-        if self._proc is None:
-            ctx = multiprocessing.get_context("spawn")
-            self._conn, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="advgap-marabou")
-            self._proc.start()
-            child.close()
-        assert self._conn is not None
+        conn = self._conn or self._start()
         remaining = deadline - time.perf_counter()
         t = prop.terms[term]
-        self._conn.send((net.weights, net.biases, prop.lo, prop.hi, t.A, t.b - margin, max(1, math.floor(remaining))))
         try:
-            if self._conn.poll(max(0.0, remaining) + KILL_GRACE_S):
-                return self._conn.recv()
-        except EOFError:
-            code = self._proc.exitcode
+            conn.send((net.weights, net.biases, prop.lo, prop.hi, t.A, t.b - margin, max(1, math.floor(remaining))))
+            if conn.poll(max(0.0, remaining) + KILL_GRACE_S):
+                return conn.recv()
+        except (EOFError, OSError):
+            code = self._proc.poll() if self._proc is not None else None
             self._discard()
             return f"died (exit code {code})", None
         self._discard()
@@ -155,17 +97,18 @@ class MarabouWorker:
         """Kill the worker process and forget it."""
         if self._proc is not None:
             self._proc.kill()
-            self._proc.join()
+            self._proc.wait()
         if self._conn is not None:
             self._conn.close()
         self._proc, self._conn = None, None
 
     def close(self) -> None:
-        """Stop the worker (politely, then by force)."""
+        """Stop the worker: closing the socket ends it; kill it if it is busy."""
         if self._proc is not None and self._conn is not None:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                self._conn.send(None)
-            self._proc.join(1.0)
+            self._conn.close()
+            self._conn = None
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(1.0)
         self._discard()
 
 
@@ -185,6 +128,10 @@ def _term_order(net: ReluNet, prop: Property) -> list[int]:
 
 def check_with_worker(net: ReluNet, prop: Property, timeout: float, worker: MarabouWorker) -> CheckResult:
     """`marabou_check_property` on an existing worker (lets a bisection reuse one subprocess)."""
+    if prop.lo.shape[0] != net.n_inputs:
+        raise SpecError(f"property has {prop.lo.shape[0]} inputs, the network {net.n_inputs}")
+    if any(t.A.ndim != 2 or t.A.shape[1] != net.n_outputs for t in prop.terms):
+        raise SpecError(f"property terms must have {net.n_outputs} columns, one per network output")
     start = time.perf_counter()
     deadline = start + timeout
     open_terms: list[str] = []
