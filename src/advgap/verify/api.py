@@ -58,8 +58,9 @@ def _refuted_by_bounds(net: ReluNet, prop: Property, term: Term) -> tuple[bool, 
 
 def _decide_term(net: ReluNet, prop: Property, term: Term, deadline: float) -> tuple[Verdict, np.ndarray | None, str]:
     """Complete decision of one term on the box by branch and bound or MILP."""
+    bounds = crown_bounds(net, prop.lo, prop.hi)
     if term.A.shape[0] == 1:
-        outcome = TermBab(net, term, prop.lo, prop.hi).run(deadline)
+        outcome = TermBab(net, term, prop.lo, prop.hi, bounds).run(deadline)
         detail = f"bab ({outcome.nodes} nodes, {outcome.lps} LPs)"
         verdict = {
             BabStatus.ROBUST: Verdict.ROBUST,
@@ -68,7 +69,6 @@ def _decide_term(net: ReluNet, prop: Property, term: Term, deadline: float) -> t
             BabStatus.UNKNOWN: Verdict.UNKNOWN,
         }[outcome.status]
         return verdict, outcome.point, detail
-    bounds = crown_bounds(net, prop.lo, prop.hi)
     outcome = NetworkMilp(net, bounds, prop.lo, prop.hi, term.A).min_violation(
         term, time_limit=deadline - time.monotonic()
     )

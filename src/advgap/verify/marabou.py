@@ -79,6 +79,14 @@ class MarabouWorker:
         Returns Marabou's exit code ('sat', 'unsat', 'TIMEOUT', 'UNKNOWN', 'ERROR', ...) or 'killed'/'died ...',
         and the input point when 'sat'.
         """
+        start = time.perf_counter()
+        answer = self._ask(net, prop, term, margin, deadline)
+        log.debug("marabou term %d, margin %g: %s in %.2f s", term, margin, answer[0], time.perf_counter() - start)
+        return answer
+
+    def _ask(
+        self, net: ReluNet, prop: Property, term: int, margin: float, deadline: float
+    ) -> tuple[str, np.ndarray | None]:
         conn = self._conn or self._start()
         remaining = deadline - time.perf_counter()
         t = prop.terms[term]
@@ -142,12 +150,10 @@ def check_with_worker(net: ReluNet, prop: Property, timeout: float, worker: Mara
             timed_out = f"before {name}"
             break
         code, point = worker.solve(net, prop, k, 0.0, deadline)
-        log.debug("marabou %s: %s", name, code)
         if code == "sat":
             found = _replay(net, prop, point)
             if found is None:
                 code, point = worker.solve(net, prop, k, REPLAY_MARGIN, deadline)
-                log.debug("marabou %s with margin %g: %s", name, REPLAY_MARGIN, code)
                 found = _replay(net, prop, point) if code == "sat" else None
             if found is not None:
                 x, hit = found
