@@ -17,8 +17,8 @@ from advgap.attacks import bisect_min_delta, fgsm, fmn
 from advgap.experiment.config import RunConfig
 from advgap.experiment.store import ModelRow, ResultRow, RowStatus
 from advgap.models.torchnet import to_torch
+from advgap.verify.api import min_linf_distance
 from advgap.verify.network import ReluNet
-from advgap.verify.result import DistanceResult
 
 ATTACK_ENGINE = f"advgap.attacks (torch {torch.__version__})"
 ACCURACY_DELTA = 0.2  # the study's FGSM accuracy is measured at δ = 0.2
@@ -62,7 +62,7 @@ def attack_rows(method: str, model_net: nn.Module, model: str, images: np.ndarra
 def exact_row(net: ReluNet, model: str, image: int, x: np.ndarray, label: int, target: int,
               config: RunConfig) -> ResultRow:
     """The exact minimal δ towards `target` from the configured engine, as a row (delta = proven upper end)."""
-    result = _min_distance(net, x, label, target, config)
+    result = min_linf_distance(net, x, label, target, config.timeout, config.tol, config.engine)
     status = RowStatus(result.status.value)
     return ResultRow(
         model=model, image=image, target=target, method="exact",
@@ -71,16 +71,6 @@ def exact_row(net: ReluNet, model: str, image: int, x: np.ndarray, label: int, t
         engine=result.engine, version=__version__,
         perturbation=None if result.witness is None else np.asarray(result.witness, np.float64) - x,
     )
-
-
-def _min_distance(net: ReluNet, x: np.ndarray, label: int, target: int, config: RunConfig) -> DistanceResult:
-    if config.engine == "marabou":
-        from advgap.verify.marabou import marabou_min_linf_distance
-
-        return marabou_min_linf_distance(net, x, label, target=target, timeout=config.timeout, tol=config.tol)
-    from advgap.verify.api import min_linf_distance
-
-    return min_linf_distance(net, x, label, target=target, timeout=config.timeout, tol=config.tol)
 
 
 def model_row(name: str, sha256: str, meta: dict, net: ReluNet, pixels: np.ndarray, labels: np.ndarray) -> ModelRow:

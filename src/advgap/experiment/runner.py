@@ -27,6 +27,7 @@ from advgap.experiment import methods
 from advgap.experiment.config import N_CLASSES, N_INPUTS, RunConfig
 from advgap.experiment.store import ImageRow, ResultRow, ResultStore
 from advgap.models.bundled import load_model
+from advgap.verify.marabou import require_maraboupy
 from advgap.verify.network import ReluNet
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,8 @@ def _execute(config: RunConfig, nets: dict[str, ReluNet], pixels: np.ndarray, la
 def run_experiment(config: RunConfig, progress: bool = True, report: bool = True) -> RunSummary:
     """Compute every missing row of the selection, store it, then build the report; returns a summary."""
     started = time.perf_counter()
+    if config.engine == "marabou":
+        require_maraboupy()  # fail before any work, not in every task
     models = load_models(config.models)
     images, labels = load_mnist("test", config.data_dir)
     pixels = images.reshape(len(images), -1).astype(np.float64) / 255.0

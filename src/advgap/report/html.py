@@ -35,6 +35,7 @@ figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.9em; color: #444; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 .note { color: #555; font-size: 0.9em; }
+td { font-variant-numeric: tabular-nums; }
 """
 
 
@@ -71,7 +72,7 @@ def _page(summary: dict[str, Any], figures: list[Figure]) -> str:
         _accuracy_table(models),
         "<h2>Mean minimal δ (pixels)</h2>",
         _minimal_table(models),
-        "<h2>Median relative gap (δ<sub>attack</sub> − δ<sub>exact</sub>) / δ<sub>exact</sub></h2>",
+        "<h2>Median relative gap max(δ<sub>attack</sub> − δ<sub>exact</sub>, 0) / δ<sub>exact</sub></h2>",
         _gap_table(models),
         "<h2>Figures</h2>",
         *(_figure(f) for f in figures),
@@ -79,7 +80,8 @@ def _page(summary: dict[str, Any], figures: list[Figure]) -> str:
         _timing_table(models),
         _sessions_table(summary["sessions"]),
         "<h2>Configuration</h2>",
-        f"<pre>{html.escape(json.dumps(summary['identity'], indent=2, sort_keys=True))}</pre>",
+        _table(["setting", "value"], [[(key, ""), (json.dumps(value), "")] for key, value in sorted(
+            summary["identity"].items())]),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -97,7 +99,7 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[tuple[str, str]]]) -> 
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    return "–" if value is None else f"{100 * value:.2f}%"
 
 
 def _num(value: float | str | None, digits: int = 2) -> str:
@@ -135,8 +137,9 @@ def _minimal_table(models: dict[str, Any]) -> str:
     header = ["net", "images complete / correct / selected", *(METHOD_LABELS[m] for m in methods), "study",
               "exact δ not certified"]
     note = ('<p class="note">Minimal δ = minimum over the targets of an image; only images with all rows stored count. '
-            "An image no attack reached at δ = 1 counts as 255 px. Not certified: the engine stopped with a "
-            "proven interval wider than the tolerance; its upper end is used.</p>")
+            "An image no attack reached at δ = 1 counts as 255 px. Exact values are certified upper ends, at most "
+            "the tolerance above the true distance, so an attack may land slightly below them. Not certified: the "
+            "engine stopped with a proven interval wider than the tolerance; its upper end is used.</p>")
     return _table(header, rows) + note
 
 
@@ -150,8 +153,8 @@ def _gap_table(models: dict[str, Any]) -> str:
         rows.append(cells)
     header = ["net", "pairs", *(METHOD_LABELS[a] for a in attacks), "attack δ below proven lower bound"]
     note = ('<p class="note">Per (image, target) pair with a certified exact δ; 0 means the attack found the '
-            "closest adversarial example, 1 means it needed twice the distance. The last column is a soundness "
-            "check and must be 0.</p>")
+            "closest adversarial example (within the certified interval), 1 means it needed twice the distance. "
+            "The last column is a soundness check and must be 0.</p>")
     return _table(header, rows) + note
 
 
