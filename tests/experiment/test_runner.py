@@ -12,6 +12,7 @@ from advgap.errors import ConfigError
 from advgap.experiment.config import RunConfig
 from advgap.experiment.runner import run_experiment
 from advgap.experiment.store import FILENAME, ResultStore, RowStatus
+from advgap.report.html import build_report
 
 FIRST_LABELS = (7, 2, 1, 0, 4, 1, 4, 9)  # MNIST test images 0-7; the tiny net gets all of them right
 
@@ -29,9 +30,11 @@ def stored(folder):
 
 def test_small_run_stores_every_row_checks_out_and_builds_the_report(tiny_net_file, tmp_path):
     summary = run_experiment(config(tiny_net_file, tmp_path), progress=False)
+    report = build_report(tmp_path)
     (model,) = summary.models
     assert (model.name, model.images, model.correct) == ("tiny", 3, 3)
     assert model.rows == model.expected == model.added == 3 * 2 * 4 and summary.complete
+    assert model.not_certified == 0
     rows = stored(tmp_path)
     assert {(i, t) for _, i, t, _ in rows} == {(i, t) for i in range(3) for t in (3, 5)}
     for (_, image, target, _), exact in ((k, r) for k, r in rows.items() if k[3] == "exact"):
@@ -41,15 +44,15 @@ def test_small_run_stores_every_row_checks_out_and_builds_the_report(tiny_net_fi
         for attack in ("fgsm", "pgd", "fmn"):
             row = rows[("tiny", image, target, attack)]
             assert row.delta is None or row.delta >= exact.lower - 1e-6, (attack, image, target)
-    assert summary.report == tmp_path / "report.html" and summary.report.stat().st_size > 10_000
+    assert report == tmp_path / "report.html" and report.stat().st_size > 10_000
     assert (tmp_path / "summary.json").is_file()
 
 
 def test_rerun_skips_stored_rows_and_a_larger_selection_extends(tiny_net_file, tmp_path):
-    first = run_experiment(config(tiny_net_file, tmp_path, images=(0, 2), attacks=("fgsm",)), False, False)
+    first = run_experiment(config(tiny_net_file, tmp_path, images=(0, 2), attacks=("fgsm",)), False)
     before = stored(tmp_path)
-    grown = run_experiment(config(tiny_net_file, tmp_path, images=(0, 3), attacks=("fgsm",)), False, False)
-    again = run_experiment(config(tiny_net_file, tmp_path, images=(0, 3), attacks=("fgsm",)), False, False)
+    grown = run_experiment(config(tiny_net_file, tmp_path, images=(0, 3), attacks=("fgsm",)), False)
+    again = run_experiment(config(tiny_net_file, tmp_path, images=(0, 3), attacks=("fgsm",)), False)
     assert first.models[0].added == 2 * 2 * 2
     assert grown.models[0].added == 1 * 2 * 2 and again.models[0].added == 0
     after = stored(tmp_path)
@@ -58,19 +61,18 @@ def test_rerun_skips_stored_rows_and_a_larger_selection_extends(tiny_net_file, t
 
 
 def test_a_changed_configuration_is_refused(tiny_net_file, tmp_path):
-    run_experiment(config(tiny_net_file, tmp_path, images=(0, 1), attacks=("fgsm",)), False, False)
+    run_experiment(config(tiny_net_file, tmp_path, images=(0, 1), attacks=("fgsm",)), False)
     with pytest.raises(ConfigError, match=r"tol: stored 0\.001, now 0\.01"):
-        run_experiment(config(tiny_net_file, tmp_path, images=(0, 1), attacks=("fgsm",), tol=1e-2), False, False)
+        run_experiment(config(tiny_net_file, tmp_path, images=(0, 1), attacks=("fgsm",), tol=1e-2), False)
     with pytest.raises(ConfigError, match="engine: stored \"native\", now \"marabou\""):
-        run_experiment(config(tiny_net_file, tmp_path, images=(0, 1), attacks=("fgsm",), engine="marabou"),
-                       False, False)
+        run_experiment(config(tiny_net_file, tmp_path, images=(0, 1), attacks=("fgsm",), engine="marabou"), False)
 
 
 CHILD = """
 from advgap.experiment.config import RunConfig
 from advgap.experiment.runner import run_experiment
 run_experiment(RunConfig(models=({net!r},), images=(0, 8), targets=(1, 3, 5, 7), workers=1, out={out!r},
-                         timeout=20.0), progress=False, report=False)
+                         timeout=20.0), progress=False)
 """
 
 
@@ -98,8 +100,8 @@ def test_a_killed_run_resumes_with_nothing_lost_or_duplicated(tiny_net_file, tmp
     n_partial_exact = sum(1 for k in partial if k[3] == "exact")
     assert 3 <= n_partial_exact < n_exact, "the child was not killed mid-way"
     # Resume in this process, and compare with an uninterrupted run in two spawned workers.
-    resumed = run_experiment(config(tiny_net_file, killed, **settings), progress=False, report=False)
-    run_experiment(config(tiny_net_file, whole, workers=2, **settings), progress=False, report=False)
+    resumed = run_experiment(config(tiny_net_file, killed, **settings), progress=False)
+    run_experiment(config(tiny_net_file, whole, workers=2, **settings), progress=False)
     assert resumed.models[0].added == 4 * n_exact - len(partial)
     a, b = stored(killed), stored(whole)
     assert len(a) == 4 * n_exact and a.keys() == b.keys()

@@ -50,13 +50,13 @@ def test_exact_rows_keep_bounds_and_an_infinite_upper_end(tmp_path):
     assert pgd[0].upper is None and pgd[0].status is RowStatus.NOT_FOUND
 
 
-def test_done_keys_and_image_filter(tmp_path):
+def test_statuses_and_image_filter(tmp_path):
     with ResultStore.open(tmp_path, IDENTITY) as store:
         store.add([row(1, 2), row(3, 4, "exact", status=RowStatus.EXACT, lower=0.1, upper=0.1)])
         store.put_images([ImageRow("net", 1, 7, 7), ImageRow("net", 2, 7, 1)])
         store.put_images([ImageRow("net", 1, 7, 3)])  # already stored: ignored
-        assert store.done_keys("net") == {(1, 2, "fgsm"), (3, 4, "exact")}
-        assert store.done_keys("other") == set()
+        assert store.statuses("net") == {(1, 2, "fgsm"): RowStatus.FOUND, (3, 4, "exact"): RowStatus.EXACT}
+        assert store.statuses("other") == {}
         assert [r.image for r in store.results(images=[3])] == [3]
         assert [r.correct for r in store.images("net")] == [True, False]
 
@@ -65,7 +65,7 @@ def test_reopening_with_the_same_identity_resumes(tmp_path):
     with ResultStore.open(tmp_path, IDENTITY) as store:
         store.add([row(1, 2)])
     with ResultStore.open(tmp_path, dict(IDENTITY)) as store:
-        assert store.done_keys("net") == {(1, 2, "fgsm")}
+        assert store.statuses("net").keys() == {(1, 2, "fgsm")}
 
 
 def test_a_different_identity_is_refused_naming_what_differs(tmp_path):

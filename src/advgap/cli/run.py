@@ -12,6 +12,8 @@ from pathlib import Path
 from advgap.errors import ConfigError
 from advgap.experiment.config import ATTACKS, ENGINES, N_CLASSES, N_TEST, RunConfig, default_workers
 from advgap.experiment.runner import run_experiment
+from advgap.experiment.store import FILENAME
+from advgap.report.html import build_report
 
 DEFAULT_IMAGES = 100
 
@@ -84,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = run_experiment(config, progress=not args.no_progress)
     for model in summary.models:
+        uncertified = f", {model.not_certified} exact δ not certified" if model.not_certified else ""
         print(f"{model.name}: {model.correct}/{model.images} images correctly classified, "
-              f"{model.rows}/{model.expected} results stored ({model.added} new)")
+              f"{model.rows}/{model.expected} results stored ({model.added} new{uncertified})")
     state = "complete" if summary.complete else "INCOMPLETE"
-    print(f"{state} in {summary.seconds:.1f} s; results {summary.out / 'results.sqlite'}")
-    print(f"report: {summary.report}")
+    print(f"{state} in {summary.seconds:.1f} s; results {summary.out / FILENAME}")
+    print(f"report: {build_report(config.out, range(*config.images))}")
     return 0 if summary.complete else 1

@@ -1,9 +1,9 @@
 """`run_experiment`: attacks and exact distances for every selected test image and target, stored as they come.
 
-Per model: the correctly classified images of the selection, every target class other than the label, the closest
+Per model: the correctly classified images of the selection, each target class other than the label, the closest
 δ each chosen attack finds (batched over images × targets, one task per chunk of images) and the exact minimal δ
-(one task per image and target). Tasks run in the parent (one worker) or in a pool of spawned processes; only the
-parent writes to the store, one transaction per finished task, so a killed run resumes where it stopped.
+(one task per image and target). Tasks run in this process (one worker) or in a pool of spawned processes; only
+this process writes to the store, one transaction per finished task, so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import signal
 import time
 import zlib
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ from advgap.data.mnist import load_mnist
 from advgap.errors import ConfigError, ModelFormatError
 from advgap.experiment import methods
 from advgap.experiment.config import N_CLASSES, N_INPUTS, RunConfig
-from advgap.experiment.store import ImageRow, ResultRow, ResultStore
+from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RowStatus
 from advgap.models.bundled import load_model
 from advgap.verify.marabou import require_maraboupy
 from advgap.verify.network import ReluNet
@@ -39,16 +42,16 @@ class Model:
 
     name: str
     net: ReluNet
-    meta: dict
+    meta: dict[str, Any]
     sha256: str
 
 
 @dataclass(frozen=True)
 class AttackTask:
-    """Attack `methods` on every (image, target) pair of one chunk that is not stored yet."""
+    """Attack the (image, target, method) triples of one chunk of images that are not stored yet."""
 
     model: str
-    pairs: tuple[tuple[int, int, str], ...]  # (image, target, method)
+    triples: tuple[tuple[int, int, str], ...]
     seed: int
 
 
@@ -61,20 +64,33 @@ class ExactTask:
     target: int
 
 
+Task = AttackTask | ExactTask
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one model needs for the selection: its correctly classified images, the rows, the missing work."""
+
+    model: str
+    correct: tuple[int, ...]
+    expected: frozenset[tuple[int, int, str]]  # (image, target, method) rows the selection needs
+    tasks: tuple[Task, ...]
+
+
 @dataclass(frozen=True)
 class ModelSummary:
     name: str
     images: int  # selected
     correct: int  # correctly classified, hence attacked
-    rows: int  # stored rows for the selection
+    rows: int  # rows of the selection now stored
     expected: int  # rows the selection needs
     added: int  # rows computed by this run
+    not_certified: int  # exact rows of the selection whose interval is wider than the tolerance
 
 
 @dataclass(frozen=True)
 class RunSummary:
     out: Path
-    report: Path | None
     seconds: float
     models: tuple[ModelSummary, ...]
 
@@ -97,7 +113,7 @@ def data_hash(images: np.ndarray, labels: np.ndarray) -> str:
 
 
 def load_models(specs: tuple[str, ...]) -> list[Model]:
-    """Load each model by bundled name or file path; a file's store name is its stem."""
+    """Load each model by bundled name or `.npz` path (stored under the file's stem); check it fits MNIST."""
     models = []
     for spec in specs:
         net, meta = load_model(spec)
@@ -112,8 +128,34 @@ def load_models(specs: tuple[str, ...]) -> list[Model]:
     return models
 
 
-# State of the process that runs tasks (the parent with one worker, else each pool process).
-_STATE: dict = {}
+def plan(config: RunConfig, model: str, correct: list[int], labels: np.ndarray,
+         done: Collection[tuple[int, int, str]]) -> Plan:
+    """The rows `model` needs and tasks for those not stored; attack chunks are aligned on image // chunk."""
+    expected = frozenset(
+        (image, target, method)
+        for image in correct for target in config.targets if target != labels[image] for method in config.methods
+    )
+    missing = sorted(expected.difference(done))
+    chunks: dict[int, list[tuple[int, int, str]]] = {}
+    for triple in missing:
+        if triple[2] != "exact":
+            chunks.setdefault(triple[0] // config.chunk, []).append(triple)
+    model_code = zlib.crc32(model.encode())
+    tasks: list[Task] = [
+        AttackTask(model, tuple(triples), _chunk_seed(config.seed, model_code, k))
+        for k, triples in sorted(chunks.items())
+    ]
+    tasks += [ExactTask(model, image, target) for image, target, method in missing if method == "exact"]
+    return Plan(model, tuple(correct), expected, tuple(tasks))
+
+
+def _chunk_seed(seed: int, model_code: int, chunk: int) -> int:
+    """The random-start seed of one attack chunk: fixed by (seed, model, chunk), whatever ran before."""
+    return int(np.random.SeedSequence([seed, model_code, chunk]).generate_state(1)[0])
+
+
+# What the process that runs tasks holds: the parent with one worker, else each pool process.
+_STATE: dict[str, Any] = {}
 
 
 def _init_worker(nets: dict[str, ReluNet], pixels: np.ndarray, labels: np.ndarray, config: RunConfig) -> None:
@@ -122,19 +164,24 @@ def _init_worker(nets: dict[str, ReluNet], pixels: np.ndarray, labels: np.ndarra
     _STATE.update(nets=nets, torch_nets=torch_nets, pixels=pixels, labels=labels, config=config)
 
 
-def _run_task(task: AttackTask | ExactTask) -> tuple[AttackTask | ExactTask, list[ResultRow]]:
-    net, config = _STATE["nets"][task.model], _STATE["config"]
+def _init_pool_worker(*args: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends the pool
+    _init_worker(*args)
+
+
+def _run_task(task: Task) -> tuple[Task, list[ResultRow]]:
+    config: RunConfig = _STATE["config"]
     pixels, labels = _STATE["pixels"], _STATE["labels"]
     if isinstance(task, ExactTask):
-        x = pixels[task.image]
-        row = methods.exact_row(net, task.model, task.image, x, int(labels[task.image]), task.target, config)
-        return task, [row]
+        net = _STATE["nets"][task.model]
+        x, label = pixels[task.image], int(labels[task.image])
+        return task, [methods.exact_row(net, task.model, task.image, x, label, task.target, config)]
     rows: list[ResultRow] = []
     for method in config.methods[:-1]:
-        pairs = [(i, t) for i, t, m in task.pairs if m == method]
+        pairs = [(image, target) for image, target, m in task.triples if m == method]
         if pairs:
-            images = np.array([i for i, _ in pairs])
-            targets = np.array([t for _, t in pairs])
+            images = np.array([image for image, _ in pairs])
+            targets = np.array([target for _, target in pairs])
             torch_net = _STATE["torch_nets"][task.model]
             rows += methods.attack_rows(
                 method, torch_net, task.model, images, pixels[images], labels[images], targets, config, task.seed
@@ -142,31 +189,8 @@ def _run_task(task: AttackTask | ExactTask) -> tuple[AttackTask | ExactTask, lis
     return task, rows
 
 
-def _plan(config: RunConfig, model: str, correct: list[int], labels: np.ndarray,
-          done: set[tuple[int, int, str]]) -> tuple[list[AttackTask], list[ExactTask]]:
-    """Tasks for the rows of `model` not stored yet; attack chunks are aligned on image index // chunk."""
-    attack_methods = config.methods[:-1]
-    chunks: dict[int, list[tuple[int, int, str]]] = {}
-    exact: list[ExactTask] = []
-    for image in correct:
-        for target in config.targets:
-            if target == labels[image]:
-                continue
-            for method in attack_methods:
-                if (image, target, method) not in done:
-                    chunks.setdefault(image // config.chunk, []).append((image, target, method))
-            if (image, target, "exact") not in done:
-                exact.append(ExactTask(model, image, target))
-    model_code = zlib.crc32(model.encode())
-    attack_tasks = [
-        AttackTask(model, tuple(pairs), int(np.random.SeedSequence([config.seed, model_code, k]).generate_state(1)[0]))
-        for k, pairs in sorted(chunks.items())
-    ]
-    return attack_tasks, exact
-
-
 def _execute(config: RunConfig, nets: dict[str, ReluNet], pixels: np.ndarray, labels: np.ndarray,
-             tasks: list[AttackTask | ExactTask]) -> Iterator[tuple[AttackTask | ExactTask, list[ResultRow]]]:
+             tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow]]]:
     """Run tasks in this process or in a spawned pool, yielding results as they finish."""
     if config.workers == 1 or len(tasks) <= 1:
         threads = torch.get_num_threads()
@@ -178,74 +202,70 @@ def _execute(config: RunConfig, nets: dict[str, ReluNet], pixels: np.ndarray, la
             _STATE.clear()
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(config.workers, _init_worker, (nets, pixels, labels, config)) as pool:
+    with context.Pool(config.workers, _init_pool_worker, (nets, pixels, labels, config)) as pool:
         yield from pool.imap_unordered(_run_task, tasks, chunksize=1)
 
 
-def run_experiment(config: RunConfig, progress: bool = True, report: bool = True) -> RunSummary:
-    """Compute every missing row of the selection, store it, then build the report; returns a summary."""
+def _compute(store: ResultStore, session: int, config: RunConfig, models: list[Model], plans: list[Plan],
+             pixels: np.ndarray, labels: np.ndarray, progress: bool) -> Counter[str]:
+    """Run every planned task, storing each task's rows as it finishes; returns rows added per model."""
+    remaining = Counter((p.model, i) for p in plans for t in p.tasks
+                        for i in ([t.image] if isinstance(t, ExactTask) else [i for i, _, _ in t.triples]))
+    bars = {
+        p.model: tqdm(total=len(p.correct), initial=len(p.correct) - sum(1 for m, _ in remaining if m == p.model),
+                      desc=f"{p.model} images", unit="img", position=k, disable=not progress, dynamic_ncols=True)
+        for k, p in enumerate(plans)
+    }
+    added: Counter[str] = Counter()
+    tasks = [task for p in plans for task in p.tasks if isinstance(task, AttackTask)]
+    tasks += [task for p in plans for task in p.tasks if isinstance(task, ExactTask)]
+    try:
+        for task, rows in _execute(config, {m.name: m.net for m in models}, pixels, labels, tasks):
+            added[task.model] += store.add(rows, session)
+            for row in rows:
+                remaining[(row.model, row.image)] -= 1
+                if remaining[(row.model, row.image)] == 0:
+                    bars[row.model].update(1)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    return added
+
+
+def run_experiment(config: RunConfig, progress: bool = True) -> RunSummary:
+    """Compute and store every missing row of the selection (see the module docstring); returns a summary.
+
+    progress: show one progress bar per model on stderr (images done / correctly classified images, ETA).
+    """
     started = time.perf_counter()
-    if config.engine == "marabou":
-        require_maraboupy()  # fail before any work, not in every task
     models = load_models(config.models)
     images, labels = load_mnist("test", config.data_dir)
     pixels = images.reshape(len(images), -1).astype(np.float64) / 255.0
     identity = config.identity({m.name: m.sha256 for m in models}, data_hash(images, labels))
     selection = range(*config.images)
     with ResultStore.open(config.out, identity) as store:
+        if config.engine == "marabou":
+            require_maraboupy()  # fail before any work, not in every task
         session = store.begin_session(f"{selection.start}:{selection.stop}", config.workers)
         known = {row.model for row in store.models()}
+        plans = []
         for model in models:
             if model.name not in known:
                 store.put_model(methods.model_row(model.name, model.sha256, model.meta, model.net, pixels, labels))
-        tasks: list[AttackTask | ExactTask] = []
-        remaining: dict[tuple[str, int], int] = {}
-        correct_by_model: dict[str, list[int]] = {}
-        for model in models:
             predicted = model.net.predict(pixels[selection.start:selection.stop])
             store.put_images(
                 ImageRow(model.name, i, int(labels[i]), int(p)) for i, p in zip(selection, predicted, strict=True)
             )
             correct = [i for i, p in zip(selection, predicted, strict=True) if p == labels[i]]
-            correct_by_model[model.name] = correct
-            attack_tasks, exact_tasks = _plan(config, model.name, correct, labels, store.done_keys(model.name))
-            tasks += attack_tasks
-            tasks += exact_tasks
-            for task in attack_tasks:
-                for image, _, _ in task.pairs:
-                    remaining[(model.name, image)] = remaining.get((model.name, image), 0) + 1
-            for task in exact_tasks:
-                remaining[(model.name, task.image)] = remaining.get((model.name, task.image), 0) + 1
-        bars = {
-            m.name: tqdm(total=len(correct_by_model[m.name]), desc=f"{m.name} images", unit="img", position=k,
-                         initial=len(correct_by_model[m.name]) - len({i for n, i in remaining if n == m.name}),
-                         disable=not progress, dynamic_ncols=True)
-            for k, m in enumerate(models)
-        }
-        added: dict[str, int] = {m.name: 0 for m in models}
+            plans.append(plan(config, model.name, correct, labels, store.statuses(model.name).keys()))
         try:
-            for task, rows in _execute(config, {m.name: m.net for m in models}, pixels, labels, tasks):
-                added[task.model] += store.add(rows, session)
-                for row in rows:
-                    key = (row.model, row.image)
-                    remaining[key] -= 1
-                    if remaining[key] == 0:
-                        bars[row.model].update(1)
+            added = _compute(store, session, config, models, plans, pixels, labels, progress)
         finally:
-            for bar in bars.values():
-                bar.close()
             store.end_session(session)
         summaries = []
-        for model in models:
-            correct = correct_by_model[model.name]
-            stored = store.done_keys(model.name)
-            n_expected = sum(1 for i in correct for t in config.targets if t != labels[i]) * len(config.methods)
-            in_selection = sum(1 for i, _, m in stored if i in selection and m in config.methods)
-            summaries.append(ModelSummary(model.name, len(selection), len(correct), in_selection, n_expected,
-                                          added[model.name]))
-    report_path = None
-    if report:
-        from advgap.report.html import build_report
-
-        report_path = build_report(config.out, selection)
-    return RunSummary(Path(config.out), report_path, time.perf_counter() - started, tuple(summaries))
+        for p in plans:
+            stored = {key: status for key, status in store.statuses(p.model).items() if key in p.expected}
+            uncertified = sum(1 for key, status in stored.items() if key[2] == "exact" and status != RowStatus.EXACT)
+            summaries.append(ModelSummary(p.model, len(selection), len(p.correct), len(stored), len(p.expected),
+                                          added[p.model], uncertified))
+    return RunSummary(Path(config.out), time.perf_counter() - started, tuple(summaries))

@@ -230,10 +230,10 @@ class ResultStore:
                 self._db.execute("UPDATE sessions SET rows_added = rows_added + ? WHERE id = ?", (added, session))
         return added
 
-    def done_keys(self, model: str) -> set[tuple[int, int, str]]:
-        """(image, target, method) of every stored row of `model`."""
-        rows = self._db.execute("SELECT image, target, method FROM results WHERE model = ?", (model,))
-        return {(int(i), int(t), str(m)) for i, t, m in rows}
+    def statuses(self, model: str) -> dict[tuple[int, int, str], RowStatus]:
+        """The status of every stored row of `model`, keyed by (image, target, method)."""
+        rows = self._db.execute("SELECT image, target, method, status FROM results WHERE model = ?", (model,))
+        return {(int(i), int(t), str(m)): RowStatus(s) for i, t, m, s in rows}
 
     def results(self, model: str | None = None, method: str | None = None,
                 images: Iterable[int] | None = None) -> list[ResultRow]:
