@@ -1,6 +1,6 @@
 """Native exact engine vs Marabou (the study's bisection with a complete verifier), side by side in one run.
 
-    .venv/bin/python benchmarks/exact_vs_marabou.py [--nets vanilla adversarial] [--n 20] [--timeout 60] [--tol 1e-3]
+    .venv/bin/python benchmarks/exact_vs_marabou.py [--nets vanilla adversarial] [--n 20] [--timeout 60] [--verbose]
 
 For each net (a bundled name or a network file) and its first N correctly classified MNIST test images, both
 engines compute the minimal L∞ distance to an adversarial point (any target) with the same tolerance and the same
@@ -11,6 +11,7 @@ and whether the intervals agree (overlap up to tol). Needs the optional extra: p
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 
@@ -64,7 +65,12 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20, help="correctly classified test images per net (default 20)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per image and engine (default 60)")
     parser.add_argument("--tol", type=float, default=1e-3, help="binary-search tolerance in δ (default 1e-3)")
+    parser.add_argument("--verbose", action="store_true", help="log every Marabou query and bisection step")
     args = parser.parse_args()
+    if args.verbose:
+        logging.basicConfig(format="  %(message)s")
+        for name in ("advgap.verify.marabou", "advgap.verify.bisection"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         require_maraboupy()
         nets = {name: load_model(name)[0] for name in args.nets}
