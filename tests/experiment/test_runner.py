@@ -113,3 +113,20 @@ def test_a_killed_run_resumes_with_nothing_lost_or_duplicated(tiny_net_file, tmp
         else:  # attacks are deterministic per chunk and seed, whatever the process
             assert a[key].delta == b[key].delta or (a[key].delta is None and b[key].delta is None), key
     assert not any(math.isnan(r.seconds) for r in a.values())
+
+
+def test_two_models_share_one_folder_and_report(tiny_net_file, tmp_path):
+    twin = tmp_path / "twin.npz"
+    twin.write_bytes(tiny_net_file.read_bytes())
+    cfg = config(tiny_net_file, tmp_path / "out", models=(str(tiny_net_file), str(twin)), images=(0, 2),
+                 targets=(3,), attacks=("fgsm",))
+    summary = run_experiment(cfg, progress=False)
+    assert [(m.name, m.rows, m.expected) for m in summary.models] == [("tiny", 4, 4), ("twin", 4, 4)]
+    build_report(tmp_path / "out")
+    summary_json = (tmp_path / "out" / "summary.json").read_text()
+    assert '"tiny"' in summary_json and '"twin"' in summary_json
+    same_stem = tmp_path / "elsewhere" / "tiny.npz"
+    same_stem.parent.mkdir()
+    same_stem.write_bytes(tiny_net_file.read_bytes())
+    with pytest.raises(ConfigError, match="share a name"):
+        run_experiment(config(tiny_net_file, tmp_path / "other", models=(str(tiny_net_file), str(same_stem))), False)

@@ -36,7 +36,9 @@ class AttackParams:
 
 def default_workers() -> int:
     """One worker per CPU core this process may use."""
-    return max(1, len(os.sched_getaffinity(0)))
+    if hasattr(os, "sched_getaffinity"):  # Linux: honours CPU pinning (containers, taskset)
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

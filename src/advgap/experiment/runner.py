@@ -217,8 +217,12 @@ def _compute(store: ResultStore, session: int, config: RunConfig, models: list[M
         for k, p in enumerate(plans)
     }
     added: Counter[str] = Counter()
+    # Cheap attacks first; then exact distances image by image, alternating models, so that an interrupted run
+    # leaves every model with results for the same images.
+    order = {p.model: k for k, p in enumerate(plans)}
     tasks = [task for p in plans for task in p.tasks if isinstance(task, AttackTask)]
-    tasks += [task for p in plans for task in p.tasks if isinstance(task, ExactTask)]
+    tasks += sorted((task for p in plans for task in p.tasks if isinstance(task, ExactTask)),
+                    key=lambda t: (t.image, order[t.model], t.target))
     try:
         for task, rows in _execute(config, {m.name: m.net for m in models}, pixels, labels, tasks):
             added[task.model] += store.add(rows, session)
