@@ -164,6 +164,7 @@ def summarize(models: Sequence[ModelData], identity: dict[str, Any], sessions: l
         minimal_exact, minimal_lower = data.minimal("exact"), data.minimal_lower()
         entry: dict[str, Any] = {
             "sha256": data.info.sha256,
+            "meta": data.info.meta,
             "images_selected": data.n_selected,
             "images_correct": data.n_correct,
             "images_complete": len(data.images),

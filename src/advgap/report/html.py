@@ -80,6 +80,7 @@ def _page(summary: dict[str, Any], figures: list[Figure]) -> str:
         _timing_table(models),
         _sessions_table(summary["sessions"]),
         "<h2>Configuration</h2>",
+        _networks_table(models),
         _table(["setting", "value"], [[(key, ""), (json.dumps(value), "")] for key, value in sorted(
             summary["identity"].items())]),
         "</body></html>",
@@ -177,6 +178,17 @@ def _sessions_table(sessions: list[dict[str, Any]]) -> str:
         rows.append([(str(s["id"]), ""), (started.strftime("%Y-%m-%d %H:%M:%S"), ""), (s["selection"], ""),
                      (str(s["workers"]), ""), (str(s["rows_added"]), ""), (wall, "")])
     return _table(["run", "started", "images", "workers", "rows added", "wall time"], rows)
+
+
+def _networks_table(models: dict[str, Any]) -> str:
+    rows = []
+    for name, m in models.items():
+        meta = m["meta"]
+        profile = meta.get("profile")
+        rows.append([(name, ""), (str(meta.get("architecture", "–")), ""), (str(meta.get("kind", "–")), ""),
+                     (str(profile.get("name", "–")) if isinstance(profile, dict) else str(profile or "–"), ""),
+                     (str(meta.get("batches", "–")), ""), (m["sha256"][:16], "")])
+    return _table(["net", "architecture", "kind", "training profile", "batches", "weights sha256"], rows)
 
 
 def _figure(figure: Figure) -> str:
