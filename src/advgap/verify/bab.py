@@ -62,6 +62,19 @@ class AffineReluProblem:
     g: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Relaxation:
+    """One evaluation of a batch's bounds: per node the bound and maximising corner; per hidden layer k the
+    coefficients ν_k on its outputs, the relaxed pre-activations ẑ_k at the corner, and the relaxation lines."""
+
+    bound: np.ndarray
+    corner: np.ndarray
+    nus: list[np.ndarray]
+    zhat: list[np.ndarray]
+    slopes: list[np.ndarray]
+    icpts: list[np.ndarray]
+
+
 @dataclass
 class _Nodes:
     """A batch of nodes: per hidden layer, phases (+1, −1, 0) and the dual variables α, β (all (B, n_k))."""
@@ -94,8 +107,8 @@ class TermBab:
     def is_counterexample(self, x: np.ndarray) -> bool:
         return bool(np.all(x >= self.lo) and np.all(x <= self.hi) and self.term.holds(self.net.forward(x)))
 
-    def _bound(self, nodes: _Nodes) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
-        """Bounds (B,), maximising corners (B, n), coefficients ν_k on h_{k+1} and relaxed ẑ_k at the corners."""
+    def _bound(self, nodes: _Nodes) -> _Relaxation:
+        """Bounds of a batch of nodes with their current (α, β), and what the subgradient and branching need."""
         n = len(nodes.phase[0])
         nu = np.broadcast_to(self.c, (n, len(self.c))).copy()
         kappa = np.full(n, self.c0)
@@ -117,16 +130,17 @@ class TermBab:
             z = h @ self.net.weights_t[k] + self.net.biases[k]
             zhat.append(z)
             h = slopes[k] * z + icpts[k]
-        return bound, corner, nus, zhat
+        return _Relaxation(bound, corner, nus, zhat, slopes, icpts)
 
-    def _optimise(self, nodes: _Nodes, iters: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        """Projected subgradient steps on (α, β); the best bound per node, its corner and its ν."""
-        best, corner, nus, zhat = self._bound(nodes)
-        best_corner, best_nus = corner, nus
+    def _optimise(self, nodes: _Nodes, iters: int) -> tuple[np.ndarray, np.ndarray, _Relaxation]:
+        """Projected subgradient steps on (α, β): the best bound per node, its corner, and the last relaxation."""
+        rel = self._bound(nodes)
+        best, best_corner = rel.bound, rel.corner
         for it in range(iters):
             if np.all(best < -SOUNDNESS_MARGIN):
                 break
             step = 0.3 / (1 + it) ** 0.5
+            nus, zhat = rel.nus, rel.zhat
             for k in range(self.depth):
                 free = (nodes.phase[k] == 0) & self.unstable[k] & (nus[k] < 0)
                 grad_alpha = np.where(free, nus[k] * zhat[k], 0.0)
@@ -136,27 +150,50 @@ class TermBab:
                 scale_b = np.abs(grad_beta).max(axis=1, keepdims=True) + 1e-12
                 nu_scale = np.abs(nus[k]).max(axis=1, keepdims=True)
                 nodes.beta[k] = np.maximum(nodes.beta[k] - step * nu_scale * grad_beta / scale_b, 0.0)
-            bound, corner, nus, zhat = self._bound(nodes)
-            better = bound < best
-            best = np.where(better, bound, best)
-            best_corner = np.where(better[:, None], corner, best_corner)
-            best_nus = [np.where(better[:, None], new, old) for new, old in zip(nus, best_nus, strict=True)]
-        return best, best_corner, best_nus
+            rel = self._bound(nodes)
+            better = rel.bound < best
+            best = np.where(better, rel.bound, best)
+            best_corner = np.where(better[:, None], rel.corner, best_corner)
+        return best, best_corner, rel
 
-    def _pick_split(self, phase: list[np.ndarray], nus: list[np.ndarray]) -> tuple[int, int] | None:
-        """The free needed neuron whose relaxation costs the bound most (intercept score), or None at a leaf."""
-        best, choice = -np.inf, None
+    def _candidates(self, phase: list[np.ndarray], rel: _Relaxation, i: int, top: int) -> list[tuple[int, int]]:
+        """Up to `top` free needed neurons of node i by intercept score ν⁺ s (−l) (BaBSR-like); [] at a leaf."""
+        scored = []
         for k in range(self.depth):
-            free = (phase[k] == 0) & self.needed[k]
-            if not free.any():
+            free = np.flatnonzero((phase[k] == 0) & self.needed[k])
+            if free.size:
+                nu = rel.nus[k][i, free]
+                width = np.minimum(-self.lower[k][free], self.upper[k][free])
+                score = np.maximum(nu, 0.0) * self.slope[k][free] * (-self.lower[k][free]) + 1e-3 * np.abs(nu) * width
+                scored += [(float(sc), k, int(j)) for sc, j in zip(score, free, strict=True)]
+        scored.sort(reverse=True)
+        return [(k, j) for _, k, j in scored[:top]]
+
+    def _choose_splits(
+        self, nodes: _Nodes, rows: list[int], rel: _Relaxation, top: int = 8
+    ) -> list[tuple[int, int] | None]:
+        """Filtered smart branching: per node, of its `top` candidates the split whose two child bounds sum lowest,
+        judged by one bound evaluation of all candidate children with the parent's (α, β)."""
+        options = [self._candidates([p[i] for p in nodes.phase], rel, i, top) for i in rows]
+        trial: list[tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = []
+        for i, cands in zip(rows, options, strict=True):
+            for k, j in cands:
+                for sign in (-1, 1):
+                    phase, alpha, beta = nodes.row(i)
+                    phase[k][j] = sign
+                    trial.append((phase, alpha, beta))
+        if not trial:
+            return [None] * len(rows)
+        children = _Nodes(*([np.stack([t[part][k] for t in trial]) for k in range(self.depth)] for part in range(3)))
+        pair_sum = self._bound(children).bound.reshape(-1, 2).sum(axis=1)
+        choices, at = [], 0
+        for cands in options:
+            if not cands:
+                choices.append(None)
                 continue
-            width = np.minimum(-self.lower[k], self.upper[k])
-            score = np.maximum(nus[k], 0.0) * self.slope[k] * (-self.lower[k]) + 1e-3 * np.abs(nus[k]) * width
-            score = np.where(free, score, -np.inf)
-            j = int(np.argmax(score))
-            if score[j] > best:
-                best, choice = score[j], (k, j)
-        return choice
+            choices.append(cands[int(np.argmin(pair_sum[at : at + len(cands)]))])
+            at += len(cands)
+        return choices
 
     def _leaf_point(self, phase: list[np.ndarray]) -> np.ndarray | None:
         """Exact LP on a leaf: the maximiser of g if g can reach 0 there, else None."""
@@ -179,7 +216,7 @@ class TermBab:
         value, point = max_affine_relu_lp(problem, active, last > 0, last < 0, concave)
         return point if value >= 0 else None
 
-    def run(self, deadline: float, batch_size: int = 32, iters: int = 20) -> BabOutcome:
+    def run(self, deadline: float, batch_size: int = 64, iters: int = 10) -> BabOutcome:
         """Decide: ROBUST (proven max g < 0), FOUND (a replayed counterexample), TIMEOUT or UNKNOWN."""
         sizes = self.net.hidden_sizes
         alpha0 = [np.where(up > -lo_k, 1.0, 0.0) for lo_k, up in zip(self.lower, self.upper, strict=True)]
@@ -191,12 +228,13 @@ class TermBab:
             take, queue = queue[-batch_size:], queue[:-batch_size]
             nodes = _Nodes(*([np.stack([t[part][k] for t in take]) for k in range(self.depth)] for part in range(3)))
             nodes_done += len(take)
-            best, corners, nus = self._optimise(nodes, iters)
-            for i in np.flatnonzero(best >= -SOUNDNESS_MARGIN):
+            best, corners, rel = self._optimise(nodes, iters)
+            open_rows = [int(i) for i in np.flatnonzero(best >= -SOUNDNESS_MARGIN)]
+            for i in open_rows:
                 if self.is_counterexample(corners[i]):
                     return BabOutcome(BabStatus.FOUND, corners[i], nodes_done, lps)
+            for i, split in zip(open_rows, self._choose_splits(nodes, open_rows, rel), strict=True):
                 phase, alpha, beta = nodes.row(i)
-                split = self._pick_split(phase, [nu[i] for nu in nus])
                 if split is None:
                     lps += 1
                     point = self._leaf_point(phase)
