@@ -34,3 +34,12 @@ def test_bad_specs(tmp_path):
         load_model(tmp_path / "missing.npz")
     with pytest.raises(ModelFormatError, match=r"\.npz"):
         save_with_onnx(tmp_path / "n.onnx", from_torch(make_mlp(784, (8,), 10)), {})
+
+
+def test_bundled_adversarial_is_more_robust_than_vanilla():
+    adv, meta = load_model("adversarial")
+    _, van_meta = load_model("vanilla")
+    assert (adv.n_inputs, adv.hidden_sizes, adv.n_outputs) == (784, (50,), 10)
+    assert meta["kind"] == "adversarial" and meta["init"] == "vanilla"
+    assert meta["test_accuracy_fgsm_0.2"] > van_meta["test_accuracy_fgsm_0.2"] + 0.3
+    assert bundled_path("adversarial", ".onnx").is_file()
