@@ -135,7 +135,8 @@ def test_data_order_depends_on_seed_and_epoch_only():
 def test_profiles_and_errors(data):
     paper = get_profile("paper")
     assert paper.total_batches("vanilla") == 60_000 and paper.total_batches("adversarial") == 500_000
-    assert paper.delta_at(0) == 0.3 and paper.delta_at(249_999) == 0.3 and paper.delta_at(250_000) == 0.1
+    assert paper.delta_at(0) == pytest.approx(0.3 / 10_000) and paper.delta_at(9_999) == 0.3
+    assert paper.delta_at(249_999) == 0.3 and paper.delta_at(250_000) == 0.1
     with pytest.raises(ConfigError):
         paper.delta_at(500_000)
     short = get_profile("short")

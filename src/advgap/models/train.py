@@ -81,7 +81,7 @@ class Profile:
 
 
 PROFILES = {
-    "paper": Profile("paper", 60_000, ((0.3, 250_000), (0.1, 250_000))),
+    "paper": Profile("paper", 60_000, ((0.3, 250_000), (0.1, 250_000)), warmup_batches=10_000),
     "short": Profile("short", 60_000, ((0.3, 50_000), (0.1, 50_000)), warmup_batches=10_000),
     "quick": Profile("quick", 3_000, ((0.3, 3_000), (0.1, 3_000)), warmup_batches=1_500),
     "tiny": Profile("tiny", 40, ((0.3, 20), (0.1, 20)), hidden=(16,), attack_steps=10),
