@@ -12,6 +12,10 @@ settles the leaves of branch and bound exactly.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +32,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 INF = highspy.kHighsInf
+
+
+@contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """Point file descriptor 1 at /dev/null: HiGHS 1.16 prints its banner to stdout while `Highs()` is built,
+    before any option can be set, which would corrupt the CLI's machine-readable output."""
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def new_highs() -> highspy.Highs:
+    """A HiGHS instance that writes nothing to the console."""
+    with _stdout_silenced():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 @dataclass
@@ -80,8 +107,7 @@ class NetworkMilp:
     ):
         """`inactive_splits[k]` marks neurons of layer k forced inactive by a split: z <= 0 is then a row."""
         self.net = net
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
+        self.h = new_highs()
         self.n_cols = 0
         self.x = self._add_cols(lo, hi)
         self.rows = _Rows()
@@ -196,8 +222,7 @@ def max_affine_relu_lp(
     """
     p = problem
     n, m = p.A.shape[1], len(concave)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     cost = np.concatenate([-(p.c[active] @ p.A[active]), -p.c[concave]])
     lower = np.concatenate([p.lo, np.zeros(m)])
     upper = np.concatenate([p.hi, np.full(m, INF)])
