@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from advgap.attacks.evaluate import accuracies
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ConfigError
-from advgap.models.torchnet import from_torch, make_mlp
+from advgap.models.torchnet import from_torch, make_mlp, to_torch
 from advgap.models.train import (
     PROFILES,
     BatchSource,
     Trainer,
-    accuracy,
     attack_autograd,
     attack_closed_form,
     attack_start,
@@ -37,6 +37,12 @@ def data(shared_dir):
     """The first 3,000 training images: enough for the tiny profile, quick to load."""
     inputs, labels = mnist_arrays("train", shared_dir / "mnist")
     return inputs[:3000], labels[:3000]
+
+
+def accuracy(net, inputs, labels, fgsm_delta=0.0):
+    """Clean or FGSM accuracy through the product's evaluator."""
+    clean, attacked = accuracies(to_torch(net), torch.from_numpy(inputs), torch.from_numpy(labels), fgsm_delta)
+    return attacked if fgsm_delta > 0 else clean
 
 
 def weights(trainer: Trainer) -> list[torch.Tensor]:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import torch
 
+from advgap.attacks.evaluate import accuracies
 from advgap.data.mnist import mnist_arrays
 from advgap.models.bundled import load_model, save_with_onnx
-from advgap.models.train import KINDS, PROFILES, Trainer, accuracy, get_profile
+from advgap.models.torchnet import to_torch
+from advgap.models.train import KINDS, PROFILES, Trainer, get_profile
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     inputs, labels = mnist_arrays("test", args.data_dir)
     meta = dict(result.meta)
     meta["init"] = args.init or ("vanilla" if args.kind == "adversarial" else None)
-    meta["test_accuracy_clean"] = round(accuracy(result.net, inputs, labels), 4)
-    meta["test_accuracy_fgsm_0.2"] = round(accuracy(result.net, inputs, labels, fgsm_delta=0.2), 4)
+    clean, attacked = accuracies(to_torch(result.net), torch.from_numpy(inputs), torch.from_numpy(labels), 0.2)
+    meta["test_accuracy_clean"] = round(clean, 4)
+    meta["test_accuracy_fgsm_0.2"] = round(attacked, 4)
     out = args.out or Path("runs") / f"{args.kind}-{profile.name}.npz"
     onnx_path = save_with_onnx(out, result.net, meta)
     print(

@@ -318,16 +318,3 @@ class Trainer:
                 "closed_form_gradient": self.fast,
             }
         return meta
-
-
-def accuracy(net: ReluNet, inputs: np.ndarray, labels: np.ndarray, fgsm_delta: float = 0.0) -> float:
-    """Fraction classified correctly, on the clean inputs or under untargeted FGSM of radius `fgsm_delta`."""
-    model = to_torch(net)
-    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
-    y = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
-    if fgsm_delta > 0:
-        x.requires_grad_(True)
-        (grad,) = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)
-        x = (x.detach() + fgsm_delta * grad.sign()).clamp_(0.0, 1.0)
-    with torch.no_grad():
-        return (model(x).argmax(1) == y).double().mean().item()
