@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from advgap import __version__
-from advgap.attacks import bisect_min_delta, fgsm, fmn
+from advgap.attacks import bisect_min_delta, fmn
+from advgap.attacks.evaluate import DEFAULT_FGSM_DELTA, accuracies
 from advgap.experiment.config import RunConfig
 from advgap.experiment.store import ModelRow, ResultRow, RowStatus
 from advgap.models.torchnet import to_torch
@@ -21,7 +22,6 @@ from advgap.verify.api import min_linf_distance
 from advgap.verify.network import ReluNet
 
 ATTACK_ENGINE = f"advgap.attacks (torch {torch.__version__})"
-ACCURACY_DELTA = 0.2  # the study's FGSM accuracy is measured at δ = 0.2
 
 
 def torch_net(net: ReluNet) -> nn.Module:
@@ -79,11 +79,7 @@ def exact_row(net: ReluNet, model: str, image: int, x: np.ndarray, label: int, t
 
 def model_row(name: str, sha256: str, meta: dict, net: ReluNet, pixels: np.ndarray, labels: np.ndarray) -> ModelRow:
     """The model's store record with its accuracy on all of `pixels`: clean and under untargeted FGSM at δ = 0.2."""
-    model_net = torch_net(net)
     xs = torch.from_numpy(np.asarray(pixels, dtype=np.float64))
     ys = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    with torch.no_grad():
-        clean = float((model_net(xs).argmax(dim=1) == ys).double().mean())
-    attacked = fgsm(model_net, xs, ys, ACCURACY_DELTA)
-    robust = float((~attacked.success).double().mean())
-    return ModelRow(name, sha256, meta, clean, robust, ACCURACY_DELTA, len(labels))
+    clean, robust = accuracies(torch_net(net), xs, ys, DEFAULT_FGSM_DELTA)
+    return ModelRow(name, sha256, meta, clean, robust, DEFAULT_FGSM_DELTA, len(labels))
