@@ -23,6 +23,8 @@ from advgap.report.analysis import METHOD_LABELS, PX, STUDY, ModelData, mean_min
 
 COLORS = {"fgsm": "tab:orange", "pgd": "tab:green", "fmn": "tab:purple", "exact": "tab:blue"}
 N_EXAMPLES = 4
+BIN_WIDTHS = (1, 2, 5, 10, 20, 25, 50)  # pixels; the smallest giving at most MAX_BINS bins
+MAX_BINS = 20
 DPI = 110
 
 
@@ -113,24 +115,24 @@ def minimal_delta_bins(data: ModelData, path: Path) -> Path:
     """Left: images per bin of minimal δ in pixels, FGSM beside exact. Right: fraction robust vs δ, all methods."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     compared = [m for m in ("fgsm", "exact") if m in data.methods]
-    values = {m: data.minimal(m) * PX for m in data.methods}
+    # An image a method did not reach at δ = 1 counts as 255 px, as in the means.
+    values = {m: np.where(np.isfinite(v := data.minimal(m)), v, 1.0) * PX for m in data.methods}
     if not len(data.images):
         _empty(left)
         _empty(right)
         return _save(fig, path)
-    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-    top = max(1.0, float(np.max(finite))) if len(finite) else PX
-    width = max(1, math.ceil(top / 20))
+    top = max(1.0, max(float(np.max(v)) for v in values.values()))
+    width = next(w for w in BIN_WIDTHS if top / w <= MAX_BINS)
     edges = np.arange(0, top + width, width)
     bar = width / (len(compared) + 1)
     for k, method in enumerate(compared):
-        counts, _ = np.histogram(np.minimum(values[method], edges[-1]), bins=edges)
+        counts, _ = np.histogram(values[method], bins=edges)
         left.bar(edges[:-1] + bar * (k + 1), counts, width=bar, color=COLORS[method],
                  label=METHOD_LABELS[method])
     left.set_xlabel("minimal δ over targets (pixels, δ·255)")
     left.set_ylabel("images")
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_xticks(edges[:: max(1, len(edges) // 10)])
+    left.set_xticks(edges[:: math.ceil(len(edges) / 8)])
     left.legend(fontsize=8)
     left.set_title(f"{data.name}: images per minimal-δ bin ({width} px)")
     grid = np.linspace(0, top * 1.05, 400)
@@ -208,7 +210,7 @@ def relative_gap_cdf(models: Sequence[ModelData], path: Path) -> Path:
             drawn = True
             cdf = np.arange(1, len(gaps) + 1) / len(gaps)
             finite = np.isfinite(gaps)
-            ax.step(gaps[finite], cdf[finite], where="post", color=COLORS[attack],
+            ax.step([0.0, *gaps[finite]], [0.0, *cdf[finite]], where="post", color=COLORS[attack],
                     label=f"{METHOD_LABELS[attack]} (median {np.median(gaps):.2f})")
         if not drawn:
             _empty(ax)
