@@ -20,7 +20,7 @@ TOL = 1e-3
 nets = st.tuples(
     st.integers(0, 10_000),
     st.integers(2, 4),
-    st.sampled_from([(3,), (5,), (4, 3), (3, 3), (2, 2, 2), (3, 2, 2)]),
+    st.sampled_from([(3,), (5,), (4, 3), (3, 3), (2, 2, 2), (3, 2, 2), (2, 2, 2, 2)]),
 )
 
 
