@@ -12,29 +12,20 @@ from advgap.verify.network import ReluNet
 from advgap.verify.spec import Property
 
 
-def term_violation(prop: Property, y: np.ndarray) -> np.ndarray:
-    """Per term, max over its rows of (A @ y - b): <= 0 exactly when the term holds. Shape (n_terms, batch)."""
-    return np.stack([np.max(y @ term.A.T - term.b, axis=-1) for term in prop.terms])
-
-
-def _violation_gradient(net: ReluNet, xs: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Values `rows[i] @ y(xs[i])` and their input gradients, for a batch of points and linear output rows."""
+def _input_gradient(net: ReluNet, xs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Input gradients of `rows[i] @ y(xs[i])` for a batch of points and linear output rows."""
     pre, h = [], xs
     last = len(net.weights) - 1
-    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        z = h @ w.T + b
-        if k < last:
-            pre.append(z)
-            h = np.maximum(z, 0.0)
-        else:
-            y = z
-    value = np.einsum("bo,bo->b", rows, y)
+    for k in range(last):
+        z = h @ net.weights_t[k] + net.biases[k]
+        pre.append(z)
+        h = np.maximum(z, 0.0)
     grad = rows
     for k in range(last, -1, -1):
         grad = grad @ net.weights[k]
         if k > 0:
             grad = grad * (pre[k - 1] > 0)
-    return value, grad
+    return grad
 
 
 def pgd_falsify(
@@ -71,7 +62,7 @@ def pgd_falsify(
             rows[i] = -term.A[int(np.argmax(slack))]
         if step == steps:
             break
-        _, grad = _violation_gradient(net, xs, rows)
+        grad = _input_gradient(net, xs, rows)
         size = 0.25 * (1.0 - step / steps) + 0.01
         xs = np.clip(xs + size * width * np.sign(grad), lo, hi)
     return None, None

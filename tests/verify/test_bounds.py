@@ -1,0 +1,53 @@
+"""Interval and CROWN bounds contain every sampled pre-activation and output; CROWN is no looser than intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from advgap.verify.bounds import backward_lower, box_min, crown_bounds, interval_bounds
+from support.brute_force import random_net
+
+
+def _samples(rng, lo, hi, n=2000):
+    corners = np.where(rng.random((n // 2, lo.size)) < 0.5, lo, hi)
+    return np.concatenate([lo + rng.random((n // 2, lo.size)) * (hi - lo), corners])
+
+
+def _pre_activations(net, xs):
+    pre, h = [], xs
+    for k in range(len(net.weights) - 1):
+        z = h @ net.weights[k].T + net.biases[k]
+        pre.append(z)
+        h = np.maximum(z, 0)
+    return pre
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("hidden", [(6,), (5, 4), (4, 4, 3)])
+def test_bounds_contain_sampled_values(seed, hidden):
+    rng = np.random.default_rng(seed)
+    net = random_net(seed, 5, hidden, 4)
+    centre = rng.random(5)
+    lo, hi = np.clip(centre - 0.2, 0, 1), np.clip(centre + 0.2, 0, 1)
+    xs = _samples(rng, lo, hi)
+    pre = _pre_activations(net, xs)
+    ibp, crown = interval_bounds(net, lo, hi), crown_bounds(net, lo, hi)
+    for k, z in enumerate(pre):
+        for bounds in (ibp, crown):
+            assert np.all(z >= bounds.lower[k] - 1e-9) and np.all(z <= bounds.upper[k] + 1e-9)
+        assert np.all(crown.lower[k] >= ibp.lower[k] - 1e-12) and np.all(crown.upper[k] <= ibp.upper[k] + 1e-12)
+    rows = rng.normal(size=(3, 4))
+    lower = backward_lower(net, crown, rows, len(net.weights) - 1, lo, hi)
+    assert np.all(net.forward(xs) @ rows.T >= lower - 1e-9)
+
+
+def test_first_layer_bounds_are_exact_box_extremes():
+    net = random_net(1, 4, (3,), 2)
+    lo, hi = np.zeros(4), np.ones(4)
+    bounds = interval_bounds(net, lo, hi)
+    w, b = net.weights[0], net.biases[0]
+    corners = np.array(np.meshgrid(*[[0.0, 1.0]] * 4)).reshape(4, -1).T
+    z = corners @ w.T + b
+    assert np.allclose(bounds.lower[0], z.min(axis=0)) and np.allclose(bounds.upper[0], z.max(axis=0))
+    assert np.allclose(box_min(w, lo, hi) + b, z.min(axis=0))
