@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"advgap.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"advgap.cli.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"advgap.cli.{name}").register(subparsers)
     return parser
 
 
