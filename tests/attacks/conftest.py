@@ -8,15 +8,6 @@ from advgap.data import mnist_arrays
 from advgap.models.torchnet import make_mlp
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: intra-op threads only add synchronisation, which is very slow on a shared, loaded machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def linear_net(weight: list[list[float]] | torch.Tensor, bias: list[float] | torch.Tensor) -> nn.Linear:
     weight = torch.as_tensor(weight, dtype=torch.float32)
     layer = nn.Linear(weight.shape[1], weight.shape[0])

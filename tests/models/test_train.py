@@ -23,15 +23,6 @@ from advgap.models.train import (
 TINY = PROFILES["tiny"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as `advgap train` uses: multithreaded GEMMs of these sizes crawl on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data(shared_dir):
     """The first 3,000 training images: enough for the tiny profile, quick to load."""

@@ -188,10 +188,10 @@ class NetworkMilp:
         has_point = info.primal_solution_status == 2
         value = info.objective_function_value if has_point else INF
         bound = info.mip_dual_bound if np.isfinite(info.mip_dual_bound) else -INF
-        if status == highspy.HighsModelStatus.kOptimal:
-            bound = max(bound, min(value, bound if np.isfinite(bound) else value))
-        elif status == highspy.HighsModelStatus.kObjectiveBound and not has_point:
-            bound = max(bound, objective_bound if objective_bound is not None else bound)
+        if status == highspy.HighsModelStatus.kOptimal and not np.isfinite(info.mip_dual_bound):
+            bound = value
+        elif status == highspy.HighsModelStatus.kObjectiveBound and not has_point and objective_bound is not None:
+            bound = max(bound, objective_bound)  # every node was pruned at the objective bound
         point = np.array(self.h.getSolution().col_value)[self.x] if has_point else None
         return MilpOutcome(value, bound, point, timed_out)
 
