@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -136,6 +138,8 @@ def test_profiles_and_errors(data):
     assert paper.delta_at(249_999) == 0.3 and paper.delta_at(250_000) == 0.1
     with pytest.raises(ConfigError):
         paper.delta_at(500_000)
+    assert paper.alpha_at(0.3) == pytest.approx(2.5 * 0.3 / 40)
+    assert dataclasses.replace(paper, step_factor=1.0).alpha_at(0.1) == pytest.approx(0.1 / 40)
     short = get_profile("short")
     assert short.delta_at(0) == pytest.approx(0.3 / 10_000) and short.delta_at(4_999) == pytest.approx(0.15)
     assert short.delta_at(9_999) == 0.3 and short.delta_at(49_999) == 0.3 and short.delta_at(50_000) == 0.1

@@ -68,6 +68,10 @@ class Profile:
             return self.vanilla_batches
         return sum(n for _, n in self.adversarial_stages)
 
+    def alpha_at(self, delta: float) -> float:
+        """The attack's step size at radius δ: step_factor·δ/attack_steps."""
+        return self.step_factor * delta / self.attack_steps
+
     def delta_at(self, batch: int) -> float:
         """The attack radius δ of adversarial batch number `batch` (0-based)."""
         end = 0
@@ -215,6 +219,7 @@ class Trainer:
         self.batch = 0
         self.elapsed_s = 0.0
         self.fast = fast and is_single_hidden(self.model)
+        self.attack = attack_closed_form if self.fast else attack_autograd
         self.data = BatchSource(*train_data, profile.batch_size, seed)
         self.total = profile.total_batches(kind)
         self.checkpoint_path = (
@@ -264,9 +269,8 @@ class Trainer:
         else:
             delta = self.profile.delta_at(self.batch)
             target, lo, hi, start = attack_start(x, y, delta, 10, self.attack_gen)
-            attack = attack_closed_form if self.fast else attack_autograd
-            alpha = self.profile.step_factor * delta / self.profile.attack_steps
-            x_adv = attack(self.model, start, target, lo, hi, alpha, self.profile.attack_steps)
+            alpha = self.profile.alpha_at(delta)
+            x_adv = self.attack(self.model, start, target, lo, hi, alpha, self.profile.attack_steps)
             logits = self.model(torch.cat([x, x_adv]))
             clean, adv = logits[: len(x)], logits[len(x) :]
             loss = (
