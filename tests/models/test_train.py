@@ -20,6 +20,7 @@ from advgap.models.train import (
     attack_closed_form,
     attack_start,
     get_profile,
+    logit_pairing_loss,
 )
 
 TINY = PROFILES["tiny"]
@@ -134,18 +135,26 @@ def test_data_order_depends_on_seed_and_epoch_only():
 def test_profiles_and_errors(data):
     paper = get_profile("paper")
     assert paper.total_batches("vanilla") == 60_000 and paper.total_batches("adversarial") == 500_000
-    assert paper.delta_at(0) == pytest.approx(0.3 / 10_000) and paper.delta_at(9_999) == 0.3
-    assert paper.delta_at(249_999) == 0.3 and paper.delta_at(250_000) == 0.1
+    assert paper.delta_at(0) == 0.3 and paper.delta_at(249_999) == 0.3 and paper.delta_at(250_000) == 0.1
     with pytest.raises(ConfigError):
         paper.delta_at(500_000)
     assert paper.alpha_at(0.3) == pytest.approx(2.5 * 0.3 / 40)
     assert dataclasses.replace(paper, step_factor=1.0).alpha_at(0.1) == pytest.approx(0.1 / 40)
-    short = get_profile("short")
-    assert short.delta_at(0) == pytest.approx(0.3 / 10_000) and short.delta_at(4_999) == pytest.approx(0.15)
-    assert short.delta_at(9_999) == 0.3 and short.delta_at(49_999) == 0.3 and short.delta_at(50_000) == 0.1
+    warm = dataclasses.replace(paper, warmup_batches=10_000)
+    assert warm.delta_at(0) == pytest.approx(0.3 / 10_000) and warm.delta_at(4_999) == pytest.approx(0.15)
+    assert warm.delta_at(9_999) == 0.3 and warm.delta_at(249_999) == 0.3 and warm.delta_at(250_000) == 0.1
     with pytest.raises(ConfigError, match="unknown training profile"):
         get_profile("huge")
     with pytest.raises(ConfigError, match="initial net"):
         Trainer("adversarial", TINY, 0, data)
     with pytest.raises(ConfigError, match="unknown training kind"):
         Trainer("robust", TINY, 0, data)
+
+
+def test_logit_pairing_losses():
+    clean = torch.tensor([[0.0, 3.0], [1.0, 1.0]])
+    adv = torch.tensor([[4.0, 0.0], [1.0, 1.0]])
+    assert logit_pairing_loss(clean, adv, "squared").item() == pytest.approx((16 + 9) / 4)
+    assert logit_pairing_loss(clean, adv, "norm").item() == pytest.approx(5 / 2)
+    with pytest.raises(ConfigError, match="unknown logit pairing"):
+        logit_pairing_loss(clean, adv, "cosine")
