@@ -1,12 +1,18 @@
+import warnings
+
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from advgap.errors import ModelFormatError
 from advgap.formats import onnx_import
 from advgap.formats.onnx_import import load_onnx, onnx_to_relunet
+from advgap.verify.api import min_linf_distance
 from advgap.verify.network import ReluNet
+from advgap.verify.result import DistanceStatus
+from support.brute_force import brute_force_min_distance
 
 RNG = np.random.default_rng(1)
 
@@ -166,11 +172,308 @@ def test_unsupported_operator_is_named_with_its_node(tmp_path, op):
         load_onnx(save(tmp_path, nodes, [const("W", w), const("b", b)], [1, 2], [1, 2]))
 
 
-def test_conv_is_refused(tmp_path):
-    nodes = [helper.make_node("Conv", ["x", "k"], ["y"], name="conv0")]
-    kernel = const("k", np.ones((1, 1, 2, 2)))
-    with pytest.raises(ModelFormatError, match=r"Conv in node 'conv0'"):
-        load_onnx(save(tmp_path, nodes, [kernel], [1, 1, 3, 3], [1, 1, 2, 2]))
+def free(rank):
+    """A symbolic output shape of the given rank (the importer reads no output shape)."""
+    return [f"d{i}" for i in range(rank)]
+
+
+def assert_matches_onnxruntime(model, n_checks=4):
+    xs = RNG.uniform(size=(n_checks, model.net.n_inputs))
+    np.testing.assert_allclose(model.net.forward(xs), model.replayer(xs), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("in_shape", "kernel_shape", "attrs", "bias"),
+    [
+        ([1, 2, 7, 6], (4, 2, 3, 2), {"strides": [2, 1], "pads": [1, 0, 2, 1]}, True),
+        ([1, 4, 8, 7], (6, 2, 3, 3), {"dilations": [2, 1], "group": 2, "pads": [2, 1, 2, 1]}, False),
+        ([1, 3, 7, 6], (6, 1, 3, 2), {"group": 3, "strides": [2, 3], "auto_pad": "SAME_UPPER"}, True),
+        ([1, 1, 6, 6], (2, 1, 2, 3), {"strides": [2, 2], "auto_pad": "SAME_LOWER"}, True),
+        ([1, 2, 5, 5], (3, 2, 3, 3), {"auto_pad": "VALID", "kernel_shape": [3, 3]}, True),
+        ([1, 2, 9], (3, 2, 3), {"strides": [2], "pads": [1, 2], "dilations": [2]}, True),
+    ],
+    ids=["stride-asymmetric-pads", "dilation-group", "same-upper-depthwise", "same-lower", "valid", "conv1d"],
+)
+def test_conv_matches_onnxruntime(tmp_path, in_shape, kernel_shape, attrs, bias):
+    inputs = ["x", "k", "b"] if bias else ["x", "k"]
+    nodes = [helper.make_node("Conv", inputs, ["y"], name="conv", **attrs)]
+    inits = [const("k", RNG.normal(size=kernel_shape)), const("b", RNG.normal(size=kernel_shape[0]))]
+    model = load_onnx(save(tmp_path, nodes, inits[: len(inputs) - 1], in_shape, free(len(in_shape))))
+    assert model.net.n_inputs == np.prod(in_shape) and len(model.net.weights) == 1
+    assert_matches_onnxruntime(model)
+
+
+def test_conv_relu_conv_relu_flatten_gemm(tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_import, "_CHUNK_BYTES", 3000)  # several rows per chunk, a partial last chunk
+    w, b = weights(3, 3 * 2 * 2)
+    nodes = [
+        helper.make_node("Conv", ["x", "k1", "b1"], ["c1"], name="conv1", strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "k2", "b2"], ["c2"], name="conv2"),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Flatten", ["r2"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="fc", transB=1),
+    ]
+    inits = [
+        const("k1", RNG.normal(size=(4, 1, 3, 3))),
+        const("b1", RNG.normal(size=4)),
+        const("k2", RNG.normal(size=(3, 4, 3, 3))),
+        const("b2", RNG.normal(size=3)),
+        const("W", w),
+        const("b", b),
+    ]
+    model = load_onnx(save(tmp_path, nodes, inits, [1, 1, 8, 8], [1, 3]))
+    assert model.net.hidden_sizes == (4 * 4 * 4, 3 * 2 * 2)
+    assert_matches_onnxruntime(model)
+
+
+def test_batchnorm_after_conv_folds_into_the_layer(tmp_path):
+    channels = 3
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "scale", "B", "mean", "var"], ["n"], name="bn", epsilon=1e-3),
+        helper.make_node("Relu", ["n"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="fc", transB=1),
+    ]
+    w, b = weights(2, channels * 4 * 4)
+    inits = [
+        const("k", RNG.normal(size=(channels, 2, 3, 3))),
+        const("scale", RNG.normal(size=channels)),
+        const("B", RNG.normal(size=channels)),
+        const("mean", RNG.normal(size=channels)),
+        const("var", RNG.uniform(0.1, 2.0, size=channels)),
+        const("W", w),
+        const("b", b),
+    ]
+    model = load_onnx(save(tmp_path, nodes, inits, [1, 2, 4, 4], [1, 2]))
+    assert model.net.hidden_sizes == (channels * 4 * 4,)
+    assert_matches_onnxruntime(model)
+
+
+@pytest.mark.parametrize("perm", [[0, 2, 3, 1], None])
+def test_transpose(tmp_path, perm):
+    w, b = weights(3, 24)
+    attrs = {} if perm is None else {"perm": perm}
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="transpose", **attrs),
+        helper.make_node("Reshape", ["t", "flat"], ["f"], name="reshape"),
+        helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="fc", transB=1),
+    ]
+    inits = [ints("flat", [1, -1]), const("W", w), const("b", b)]
+    model = load_onnx(save(tmp_path, nodes, inits, [1, 2, 3, 4], free(2)))
+    x = RNG.uniform(size=(1, 2, 3, 4))
+    moved = np.transpose(x, perm)
+    np.testing.assert_allclose(model.net.forward(x.reshape(-1)), w @ moved.reshape(-1) + b, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"kernel_shape": [2, 2], "strides": [2, 2]},
+        {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 0},
+        {"kernel_shape": [3, 2], "strides": [1, 2], "pads": [1, 0, 2, 1], "count_include_pad": 1},
+        {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_UPPER"},
+        {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},
+    ],
+    ids=["plain", "pads-exclude", "asymmetric-pads-include", "same-upper", "ceil-exact"],
+)
+def test_average_pool_after_conv(tmp_path, attrs):
+    nodes = [
+        helper.make_node("Conv", ["x", "k", "b"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("AveragePool", ["r"], ["y"], name="pool", **attrs),
+    ]
+    inits = [const("k", RNG.normal(size=(2, 1, 3, 3))), const("b", RNG.normal(size=2))]
+    model = load_onnx(save(tmp_path, nodes, inits, [1, 1, 8, 8], free(4), opset=11))
+    assert_matches_onnxruntime(model)
+
+
+def test_global_average_pool(tmp_path):
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["y"], name="gap")]
+    model = load_onnx(save(tmp_path, nodes, [], [1, 3, 4, 5], [1, 3, 1, 1]))
+    x = RNG.uniform(size=(3, 4, 5))
+    np.testing.assert_allclose(model.net.forward(x.reshape(-1)), x.mean(axis=(1, 2)))
+
+
+@pytest.mark.parametrize("opset", [10, 11, 18])
+def test_pad_then_conv(tmp_path, opset):
+    pads = [0, 0, -1, 2, 0, 0, 1, 1]
+    if opset >= 11:
+        pad = helper.make_node("Pad", ["x", "pads", "fill"], ["p"], name="pad", mode="constant")
+        inits = [ints("pads", pads), const("fill", 0.5)]
+    else:
+        pad = helper.make_node("Pad", ["x"], ["p"], name="pad", pads=pads, value=0.5)
+        inits = []
+    if opset >= 18:
+        pad = helper.make_node("Pad", ["x", "pads", "fill", "axes"], ["p"], name="pad")
+        inits = [ints("pads", [1, -1, -1, 1]), const("fill", 0.5), ints("axes", [-2, 3])]
+    nodes = [pad, helper.make_node("Conv", ["p", "k"], ["y"], name="conv")]
+    inits.append(const("k", RNG.normal(size=(2, 1, 2, 2))))
+    model = load_onnx(save(tmp_path, nodes, inits, [1, 1, 4, 3], free(4), opset=opset))
+    assert_matches_onnxruntime(model)
+
+
+def test_dropout_is_identity_and_its_mask_only_if_unused(tmp_path):
+    w, b = weights(3, 4)
+    nodes = [
+        helper.make_node("Dropout", ["x", "ratio"], ["d", "mask"], name="drop"),
+        helper.make_node("Gemm", ["d", "W", "b"], ["y"], name="fc", transB=1),
+    ]
+    inits = [const("ratio", 0.5), const("W", w), const("b", b)]
+    model = load_onnx(save(tmp_path, nodes, inits, [1, 4], [1, 3]))
+    x = RNG.uniform(size=4)
+    np.testing.assert_allclose(model.net.forward(x), w @ x + b, rtol=1e-5)
+    nodes.append(helper.make_node("Cast", ["mask"], ["m"], name="cast", to=TensorProto.FLOAT))
+    with pytest.raises(ModelFormatError, match=r"node 'drop' \(Dropout\): only its first output .* 'mask' is used"):
+        onnx_to_relunet(onnx.load(str(save(tmp_path, nodes, inits, [1, 4], [1, 3], name="mask.onnx"))), "mask.onnx")
+
+
+def test_neg_concat_and_dynamic_flatten(tmp_path):
+    """CReLU (concat of x and -x, then Relu) and a torch-style flatten through Shape, Gather, Concat."""
+    w, b = weights(2, 20)
+    nodes = [
+        helper.make_node("Neg", ["x"], ["n"], name="neg"),
+        helper.make_node("Concat", ["x", "n", "zeros"], ["c"], name="concat", axis=1),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Shape", ["r"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "zero"], ["g"], name="gather", axis=0),
+        helper.make_node("Unsqueeze", ["g", "ax"], ["u"], name="unsqueeze"),
+        helper.make_node("Concat", ["u", "minus_one"], ["target"], name="concat_shape", axis=0),
+        helper.make_node("Reshape", ["r", "target"], ["f"], name="reshape"),
+        helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="fc", transB=1),
+    ]
+    inits = [
+        const("zeros", np.zeros((1, 1, 4))),
+        ints("zero", 0),
+        ints("ax", [0]),
+        ints("minus_one", [-1]),
+        const("W", w),
+        const("b", b),
+    ]
+    model = load_onnx(save(tmp_path, nodes, inits, [1, 2, 4], [1, 2]))
+    assert model.net.hidden_sizes == (20,)
+    x = RNG.uniform(-1, 1, size=(2, 4))
+    hidden = np.maximum(np.concatenate([x, -x, np.zeros((1, 4))]), 0).reshape(-1)
+    np.testing.assert_allclose(model.net.forward(x.reshape(-1)), w @ hidden + b, rtol=1e-5)
+
+
+def test_gather_on_input_dependent_tensor(tmp_path):
+    nodes = [helper.make_node("Gather", ["x", "idx"], ["y"], name="gather", axis=1)]
+    model = load_onnx(save(tmp_path, nodes, [ints("idx", [3, -4, 2])], [1, 5], [1, 3]))
+    x = RNG.uniform(size=5)
+    np.testing.assert_allclose(model.net.forward(x), x[[3, 1, 2]])
+
+
+def test_layers_too_large_for_the_dense_form_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_import, "_MAX_DENSE_BYTES", 8 * 300)  # 17 rows x 16 values fit
+    nodes = [
+        helper.make_node("Conv", ["x", "k"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    one = const("k", np.ones((1, 1, 3, 3)))
+    path = save(tmp_path, nodes, [one], [1, 1, 4, 4], free(4))
+    assert onnx_to_relunet(onnx.load(str(path))).hidden_sizes == (16,)
+    two = const("k", np.ones((2, 1, 3, 3)))
+    with pytest.raises(ModelFormatError, match=r"node 'conv' \(Conv\): its dense affine form needs .* GiB"):
+        load_onnx(save(tmp_path, nodes, [two], [1, 1, 4, 4], free(4), name="two.onnx"))
+    with pytest.raises(ModelFormatError, match=r"input 'x': its dense affine form needs"):
+        load_onnx(save(tmp_path, nodes, [one], [1, 1, 5, 4], free(4), name="big.onnx"))
+
+
+def test_maxpool_is_refused_as_not_linear(tmp_path):
+    nodes = [helper.make_node("MaxPool", ["x"], ["y"], name="pool3", kernel_shape=[2, 2])]
+    with pytest.raises(
+        ModelFormatError, match=r"m\.onnx: unsupported operator MaxPool in node 'pool3' \(max pooling is not linear\)$"
+    ):
+        load_onnx(save(tmp_path, nodes, [], [1, 1, 4, 4], [1, 1, 2, 2]))
+
+
+@pytest.mark.parametrize(
+    ("node", "inits", "in_shape", "message"),
+    [
+        (
+            helper.make_node("Conv", ["x", "k"], ["y"], name="c3d"),
+            [const("k", np.ones((1, 1, 2, 2, 2)))],
+            [1, 1, 3, 3, 3],
+            r"only 1-D and 2-D convolutions",
+        ),
+        (
+            helper.make_node("Conv", ["x", "k"], ["y"], name="cg", group=2),
+            [const("k", np.ones((3, 1, 2, 2)))],
+            [1, 2, 3, 3],
+            r"2 input channels and group 2 do not fit",
+        ),
+        (
+            helper.make_node("Conv", ["x", "x"], ["y"], name="cx"),
+            [],
+            [1, 1, 2, 2],
+            r"weights and bias must be constants",
+        ),
+        (
+            helper.make_node("AveragePool", ["x"], ["y"], name="ceil", kernel_shape=[2, 2], strides=[2, 2],
+                             ceil_mode=1),
+            [],
+            [1, 1, 5, 5],
+            r"ceil_mode with partial windows",
+        ),
+        (
+            helper.make_node("AveragePool", ["x"], ["y"], name="nokernel"),
+            [],
+            [1, 1, 5, 5],
+            r"missing attribute 'kernel_shape'",
+        ),
+        (
+            helper.make_node("Pad", ["x", "pads"], ["y"], name="reflect", mode="reflect"),
+            [ints("pads", [0, 0, 1, 1, 0, 0, 1, 1])],
+            [1, 1, 3, 3],
+            r"pad mode 'reflect' is not supported",
+        ),
+        (
+            helper.make_node("Dropout", ["x", "ratio", "train"], ["y"], name="drop"),
+            [const("ratio", 0.5), numpy_helper.from_array(np.array(True), "train")],
+            [1, 4],
+            r"training_mode Dropout",
+        ),
+    ],
+    ids=["conv3d", "group", "kernel-from-input", "ceil-partial", "no-kernel", "reflect-pad", "training-dropout"],
+)
+def test_unsupported_linear_operator_forms_are_refused(node, inits, in_shape, message):
+    model = helper.make_model(
+        helper.make_graph(
+            [node],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            inits,
+        ),
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    with pytest.raises(ModelFormatError, match=rf"^m\.onnx: node '{node.name}' \({node.op_type}\): {message}"):
+        onnx_to_relunet(model, "m.onnx")
+
+
+def test_torch_exported_conv_net_has_the_brute_force_min_distance(tmp_path):
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8, 3)
+    )
+    path = tmp_path / "conv.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter; the new one needs onnxscript
+        torch.onnx.export(net, torch.zeros(1, 1, 4, 4), str(path), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "batch"}})
+    model = load_onnx(path)
+    assert model.net.hidden_sizes == (8,)
+    x = np.random.default_rng(4).uniform(size=16)
+    with torch.no_grad():
+        expected = net.double()(torch.from_numpy(x).reshape(1, 1, 4, 4))[0].numpy()
+    np.testing.assert_allclose(model.net.forward(x), expected, rtol=1e-6)
+    label = int(model.net.predict(x))
+    reference = brute_force_min_distance(model.net, x, label, [t for t in range(3) if t != label])
+    result = min_linf_distance(model.net, x, label, timeout=30, tol=1e-3)
+    assert result.status is DistanceStatus.EXACT and np.isfinite(reference)
+    assert result.lower - 1e-6 <= reference <= result.upper + 1e-6
 
 
 def test_product_of_input_dependent_tensors_is_refused(tmp_path):

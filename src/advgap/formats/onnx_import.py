@@ -22,8 +22,6 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-import torch
-import torch.nn.functional as F
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
@@ -46,6 +44,7 @@ _ORT_ERRORS = (
 )
 _INPUT_DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
 _CHUNK_BYTES = 256 * 2**20  # working memory of one convolution chunk
+_MAX_DENSE_BYTES = 4 * 2**30  # largest affine form `H` built (a convolution's output, a Relu's new base)
 _NOT_LINEAR = {"MaxPool": "max pooling is not linear", "GlobalMaxPool": "max pooling is not linear"}
 
 
@@ -159,6 +158,10 @@ def onnx_to_relunet(model: onnx.ModelProto, source: str = "<onnx>") -> ReluNet:
         raise ModelFormatError(f"{source}: input {inp.name!r} must be float or double")
     shape = _input_shape(inp)
     n = int(np.prod(shape))
+    try:
+        _check_dense(n + 1, n)
+    except _NodeError as exc:
+        raise ModelFormatError(f"{source}: input {inp.name!r}: {exc}") from exc
     values[inp.name] = _Lin(_identity(n, shape), 0)
     layers: _Layers = []
     used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
@@ -183,8 +186,8 @@ def onnx_to_relunet(model: onnx.ModelProto, source: str = "<onnx>") -> ReluNet:
             out = handler(args, attrs, opset, layers)
         except (_NodeError, ValueError) as exc:
             raise ModelFormatError(f"{source}: {label}: {exc}") from exc
-        if isinstance(out, np.ndarray):
-            out = _constant(out, label, source)
+        if not isinstance(out, _Lin):
+            out = _constant(np.asarray(out), label, source)
         values[node.output[0]] = out
     result = values.get(graph.output[0].name)
     if not isinstance(result, _Lin):
@@ -208,6 +211,15 @@ def _constant(array: np.ndarray, what: str, source: str) -> np.ndarray:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ModelFormatError(f"{source}: {what} contains NaN or inf")
     return array
+
+
+def _check_dense(rows: int, size: int) -> None:
+    need = 8 * rows * size
+    if need > _MAX_DENSE_BYTES:
+        raise _NodeError(
+            f"its dense affine form needs {need / 2**30:.1f} GiB (limit {_MAX_DENSE_BYTES / 2**30:.0f} GiB): "
+            "too large for the dense verifier"
+        )
 
 
 def _identity(n: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -258,17 +270,14 @@ def _op_sub(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
     return _add(args[0], args[1], -1.0)
 
 
-def _mul(a: _Value, b: _Value) -> _Value:
+def _op_mul(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
+    a, b = args
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return a * b
     if isinstance(a, _Lin) and isinstance(b, _Lin):
         raise _NodeError("multiplies two input-dependent tensors (not linear)")
     lin, const = (a, _float(b)) if isinstance(a, _Lin) else (b, _float(a))
     return _Lin(_expand(lin, np.broadcast_shapes(lin.shape, const.shape)) * const, lin.depth)
-
-
-def _op_mul(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
-    return _mul(args[0], args[1])
 
 
 def _op_neg(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
@@ -345,8 +354,10 @@ def _op_relu(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
         return np.maximum(x, 0)
     if x.depth != len(layers):
         raise _NodeError("Relu of a tensor computed before an earlier Relu (not a feed-forward chain)")
+    n = int(np.prod(x.shape))
+    _check_dense(n + 1, n)
     layers.append(_close(x))
-    return _Lin(_identity(int(np.prod(x.shape)), x.shape), x.depth + 1)
+    return _Lin(_identity(n, x.shape), x.depth + 1)
 
 
 def _reshape(v: _Value, shape: tuple[int, ...]) -> _Value:
@@ -444,6 +455,12 @@ def _shift(v: _Value, c: np.ndarray) -> _Value:
     return v + c
 
 
+def _required(attrs: _Attrs, key: str) -> Any:
+    if key not in attrs:
+        raise _NodeError(f"missing attribute {key!r}")
+    return attrs[key]
+
+
 def _text(attrs: _Attrs, key: str, default: str) -> str:
     value = attrs.get(key, default)
     return value.decode() if isinstance(value, bytes) else value
@@ -487,6 +504,8 @@ def _out_size(size: int, k: int, stride: int, dilation: int, pad: tuple[int, int
 def _conv_rows(H: np.ndarray, kernel: np.ndarray, window: _Window, groups: int) -> np.ndarray:
     """Zero-padded convolution, without bias, of every row of H, shape (rows, N, C, *spatial) with 1 or 2 spatial
     axes, by `kernel` (M, C / groups, *kernel_spatial); torch in float64, in chunks of bounded memory."""
+    import torch  # only here: importing torch takes a second, and dense networks do not need it
+    import torch.nn.functional as F
     strides, dilations, pads = window
     d = H.ndim - 3
     if d not in (1, 2):
@@ -497,6 +516,7 @@ def _conv_rows(H: np.ndarray, kernel: np.ndarray, window: _Window, groups: int) 
     rows, batch, channels = H.shape[:3]
     out_shape = [_out_size(*args) for args in zip(H.shape[3:], kernel.shape[2:], strides, dilations, pads, strict=True)]
     padded = [size + sum(pad) for size, pad in zip(H.shape[3:], pads, strict=True)]
+    _check_dense(rows * batch, kernel.shape[0] * int(np.prod(out_shape)))
     x = torch.from_numpy(np.ascontiguousarray(H, dtype=np.float64)).reshape(rows * batch, channels, *H.shape[3:])
     w = torch.from_numpy(np.ascontiguousarray(kernel, dtype=np.float64))
     out = np.empty((rows * batch, kernel.shape[0], *out_shape))
@@ -535,7 +555,7 @@ def _op_average_pool(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) ->
     (x,) = args
     if len(x.shape) < 3:
         raise _NodeError(f"input must have spatial axes, got shape {tuple(x.shape)}")
-    spatial, size = tuple(x.shape[2:]), tuple(int(k) for k in attrs["kernel_shape"])
+    spatial, size = tuple(x.shape[2:]), tuple(int(k) for k in _required(attrs, "kernel_shape"))
     if len(size) != len(spatial):
         raise _NodeError(f"kernel_shape {list(size)} does not match the input's {len(spatial)} spatial axes")
     window = _window(attrs, spatial, size)
@@ -604,7 +624,7 @@ def _op_pad(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
         fill = 0.0 if value is None or value.size == 0 else float(value.reshape(-1)[0])
         axes = _ints(args[3], "axes") if len(args) > 3 and args[3] is not None else list(range(rank))
     else:
-        pads, fill, axes = [int(p) for p in attrs["pads"]], float(attrs.get("value", 0.0)), list(range(rank))
+        pads, fill, axes = [int(p) for p in _required(attrs, "pads")], float(attrs.get("value", 0.0)), list(range(rank))
     if len(pads) != 2 * len(axes) or any(not -rank <= a < rank for a in axes):
         raise _NodeError(f"pads {pads} do not fit axes {axes} of a rank-{rank} tensor")
     widths = [(0, 0)] * rank
@@ -620,7 +640,7 @@ def _op_pad(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
 
 
 def _op_concat(args: _Args, attrs: _Attrs, opset: int, layers: _Layers) -> _Value:
-    axis = int(attrs["axis"])
+    axis = int(_required(attrs, "axis"))
     if all(isinstance(a, np.ndarray) for a in args):
         return np.concatenate(args, axis=axis)
     lins = [a for a in args if isinstance(a, _Lin)]
