@@ -107,8 +107,8 @@ class TermBab:
     def is_counterexample(self, x: np.ndarray) -> bool:
         return bool(np.all(x >= self.lo) and np.all(x <= self.hi) and self.term.holds(self.net.forward(x)))
 
-    def _bound(self, nodes: _Nodes) -> _Relaxation:
-        """Bounds of a batch of nodes with their current (α, β), and what the subgradient and branching need."""
+    def _backward(self, nodes: _Nodes) -> tuple[np.ndarray, np.ndarray, list, list, list]:
+        """One backward pass: per node the bound and its maximising corner, and per layer ν, slopes, intercepts."""
         n = len(nodes.phase[0])
         nu = np.broadcast_to(self.c, (n, len(self.c))).copy()
         kappa = np.full(n, self.c0)
@@ -124,7 +124,11 @@ class TermBab:
             nus[k], slopes[k], icpts[k] = nu, slope, icpt
             nu = zeta @ self.net.weights[k]
         corner = np.where(nu > 0, self.hi, self.lo)
-        bound = kappa + np.einsum("bi,bi->b", nu, corner)
+        return kappa + np.einsum("bi,bi->b", nu, corner), corner, nus, slopes, icpts
+
+    def _bound(self, nodes: _Nodes) -> _Relaxation:
+        """Bounds of a batch of nodes with their current (α, β), and what the subgradient and branching need."""
+        bound, corner, nus, slopes, icpts = self._backward(nodes)
         zhat, h = [], corner
         for k in range(self.depth):
             z = h @ self.net.weights_t[k] + self.net.biases[k]
@@ -185,7 +189,7 @@ class TermBab:
         if not trial:
             return [None] * len(rows)
         children = _Nodes(*([np.stack([t[part][k] for t in trial]) for k in range(self.depth)] for part in range(3)))
-        pair_sum = self._bound(children).bound.reshape(-1, 2).sum(axis=1)
+        pair_sum = self._backward(children)[0].reshape(-1, 2).sum(axis=1)
         choices, at = [], 0
         for cands in options:
             if not cands:
