@@ -13,7 +13,6 @@ the table shows how many finished exactly within the time limit and how long the
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import statistics
 import time
@@ -29,6 +28,7 @@ from torch import nn
 from advgap.attacks.gradient import pgd
 from advgap.data.mnist import mnist_arrays
 from advgap.formats.onnx_import import load_onnx
+from advgap.models.torchnet import make_mlp
 from advgap.verify.api import min_linf_distance
 from advgap.verify.result import DistanceStatus
 
@@ -41,19 +41,11 @@ def conv_small() -> nn.Sequential:
     )
 
 
-def mlp(*hidden: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    sizes = (784, *hidden)
-    for n_in, n_out in itertools.pairwise(sizes):
-        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(sizes[-1], 10))
-
-
 ARCHITECTURES = {
-    "mlp-50": lambda: mlp(50),
-    "mlp-100x2": lambda: mlp(100, 100),
-    "mlp-256x2": lambda: mlp(256, 256),
-    "mlp-100x4": lambda: mlp(100, 100, 100, 100),
+    "mlp-50": lambda: make_mlp(784, (50,), 10),
+    "mlp-100x2": lambda: make_mlp(784, (100, 100), 10),
+    "mlp-256x2": lambda: make_mlp(784, (256, 256), 10),
+    "mlp-100x4": lambda: make_mlp(784, (100, 100, 100, 100), 10),
     "conv-small": conv_small,
 }
 

@@ -233,8 +233,7 @@ class Trainer:
         self.attack_gen = torch.Generator().manual_seed(seed)
         self.batch = 0
         self.elapsed_s = 0.0
-        self.fast = fast and is_single_hidden(self.model)
-        self.attack = attack_closed_form if self.fast else attack_autograd
+        self.attack = attack_closed_form if fast and is_single_hidden(self.model) else attack_autograd
         self.data = BatchSource(*train_data, profile.batch_size, seed)
         self.total = profile.total_batches(kind)
         self.checkpoint_path = (
@@ -242,6 +241,11 @@ class Trainer:
         )
         if self.checkpoint_path is not None and self.checkpoint_path.is_file():
             self._restore(self.checkpoint_path)
+
+    @property
+    def fast(self) -> bool:
+        """Whether the attack is the closed-form one (`fast` was asked for and the net has one hidden layer)."""
+        return self.attack is attack_closed_form
 
     def _state(self) -> dict[str, Any]:
         return {
