@@ -67,6 +67,7 @@ def min_linf_distance(
     timeout: float = 60.0,
     tol: float = 1e-3,
     engine: str = "native",
+    workers: int = 1,
 ) -> DistanceResult:
     """The minimal L∞ distance from x to a point of [0,1]^n whose logit for a target class reaches the label's.
 
@@ -75,14 +76,17 @@ def min_linf_distance(
         label: the true class; target: one target class, or None for the closest over all classes but `label`.
         timeout: wall-clock seconds for the whole search; tol: the certified interval's target width in δ units.
         engine: "native" or "marabou" (the study's method: bisection on δ with complete Marabou queries).
+        workers: processes the native engine may fork for a search still open after a second (1: none).
 
     Returns a DistanceResult: `lower` proven (robust for every δ < lower), `upper` achieved by `witness` (inf and
     no witness when even δ = 1 is robust), status EXACT when upper − lower <= tol, else TIMEOUT or BOUNDS with
     the certified interval reached.
     """
     x = _validate(net, x, label, target, engine)
+    if not (isinstance(workers, int) and workers >= 1):
+        raise SpecError(f"workers must be a positive integer, got {workers!r}")
     if engine == "marabou":
         from advgap.verify.marabou import marabou_min_linf_distance
 
         return marabou_min_linf_distance(net, x, label, target, timeout, tol)
-    return native_min_linf_distance(net, x, label, target, timeout, tol)
+    return native_min_linf_distance(net, x, label, target, timeout, tol, workers)

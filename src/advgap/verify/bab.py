@@ -1,20 +1,19 @@
-"""Branch and bound over ReLU splits for one single-row property term, any depth (β-CROWN style, numpy).
+"""Branch and bound over ReLU splits (β-CROWN style, numpy): the shared relaxation and the property-term search.
 
-Question: can `a·y <= b` hold somewhere in the box? With g = b − a·y = c·h_H + c0 (h_H the last hidden layer's
-output) this asks whether max_x g(x) >= 0.
-
-A node fixes some unstable neurons active (z >= 0) or inactive (z <= 0). Its bound comes from one backward pass
-through the net with linear relaxations (CROWN): a neuron whose coefficient ν is >= 0 takes the upper triangle
+Question for one single-row objective: can g = c·h_H + c0 (h_H the last hidden layer's output) reach 0 somewhere in
+a box? A node fixes some unstable neurons active (z >= 0) or inactive (z <= 0). Its bound comes from one backward
+pass through the net with linear relaxations (CROWN): a neuron whose coefficient ν is >= 0 takes the upper triangle
 line s(z − l), s = u/(u − l); one with ν < 0 takes the lower line α z, α in [0, 1]; a split neuron is linear and
-its constraint enters with a Lagrange multiplier β >= 0 (+β z for z >= 0, −β z for z <= 0). The result is linear
-in x and maximised over the box in closed form. *Every* (α, β) gives a valid upper bound, so optimising them by
-projected (sub)gradient steps can only tighten it. The subgradient is a forward pass of the relaxed net at the
-maximising box corner: ∂bound/∂α_j = ν_j ẑ_j and ∂bound/∂β_j = ±ẑ_j, ẑ the relaxed pre-activations there.
+its constraint enters with a Lagrange multiplier β >= 0 (+β z for z >= 0, −β z for z <= 0). The result is an
+affine upper bound κ + ν·x of g on the node, maximised over the box in closed form. *Every* (α, β) gives a valid
+bound, so optimising them by projected (sub)gradient steps can only tighten it. The subgradient is a forward pass
+of the relaxed net at the maximising box corner: ∂bound/∂α_j = ν_j ẑ_j and ∂bound/∂β_j = ±ẑ_j.
 
 Only neurons that can loosen the bound are split: in the last hidden layer an unstable neuron with c_j <= 0 makes
-c_j·relu(z_j) concave, which the leaf LP (a >= max(0, z)) treats exactly. A node whose bound is below
-−SOUNDNESS_MARGIN is pruned; its maximising corner is tried as a counterexample; a leaf (every needed neuron
-split) is settled exactly by one LP in HiGHS. Intermediate bounds are the root's (CROWN), valid on every node.
+c_j·relu(z_j) concave, which a leaf LP (a >= max(0, z)) treats exactly. Intermediate bounds are the root's, valid
+on every node and on every smaller box. `SplitRelaxation` holds that machinery for batches of nodes with their own
+objective and box; `TermBab` decides one property term with it, `advgap.verify.delta_bab` searches the minimal
+distance with it.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from enum import Enum
 import numpy as np
 
 from advgap.verify.bounds import LayerBounds
-from advgap.verify.milp import max_affine_relu_lp
+from advgap.verify.milp import AffineReluProblem, max_affine_relu_lp
 from advgap.verify.network import ReluNet
 from advgap.verify.spec import Term
 
@@ -49,26 +48,15 @@ class BabOutcome:
 
 
 @dataclass(frozen=True)
-class AffineReluProblem:
-    """max c·relu(A x + a) + c0 over x in [lo, hi] with G x + g >= 0: a leaf with earlier layers fixed."""
-
-    A: np.ndarray
-    a: np.ndarray
-    c: np.ndarray
-    c0: float
-    lo: np.ndarray
-    hi: np.ndarray
-    G: np.ndarray
-    g: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Relaxation:
-    """One evaluation of a batch's bounds: per node the bound and maximising corner; per hidden layer k the
-    coefficients ν_k on its outputs, the relaxed pre-activations ẑ_k at the corner, and the relaxation lines."""
+class Relaxation:
+    """One evaluation of a batch's bounds: per node the bound, its maximising corner and the affine bound κ + ν·x
+    it maximises (`kappa`, `nu_in`); per hidden layer k the coefficients ν_k on its outputs, the relaxed
+    pre-activations ẑ_k at the corner, and the relaxation lines."""
 
     bound: np.ndarray
     corner: np.ndarray
+    kappa: np.ndarray
+    nu_in: np.ndarray
     nus: list[np.ndarray]
     zhat: list[np.ndarray]
     slopes: list[np.ndarray]
@@ -76,42 +64,80 @@ class _Relaxation:
 
 
 @dataclass
-class _Nodes:
+class Nodes:
     """A batch of nodes: per hidden layer, phases (+1, −1, 0) and the dual variables α, β (all (B, n_k))."""
 
     phase: list[np.ndarray]
     alpha: list[np.ndarray]
     beta: list[np.ndarray]
 
-    def row(self, i: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-        return [p[i].copy() for p in self.phase], [a[i].copy() for a in self.alpha], [b[i].copy() for b in self.beta]
+    @classmethod
+    def stack(cls, rows: list[tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]]) -> Nodes:
+        depth = len(rows[0][0])
+        return cls(*([np.stack([r[part][k] for r in rows]) for k in range(depth)] for part in range(3)))
+
+    def take(self, idx: np.ndarray) -> Nodes:
+        """The nodes at `idx` (copies), e.g. one row per child to be."""
+        return Nodes([p[idx] for p in self.phase], [a[idx] for a in self.alpha], [b[idx] for b in self.beta])
+
+    def phases(self, i: int) -> list[np.ndarray]:
+        return [p[i] for p in self.phase]
+
+    def children(self, i: int, layer: int, neuron: int) -> list[tuple[list, list, list]]:
+        """The two children of node i splitting (layer, neuron), inactive first. They share the parent's rows
+        (views, never written: batches are stacked copies) except the split layer's phases."""
+        kids = []
+        for sign in (-1, 1):
+            phase = [p[i] for p in self.phase]
+            phase[layer] = phase[layer].copy()
+            phase[layer][neuron] = sign
+            kids.append((phase, [a[i] for a in self.alpha], [b[i] for b in self.beta]))
+        return kids
 
 
-class TermBab:
-    """Branch and bound deciding one single-row term of `net` on the box [lo, hi], given root bounds."""
+@dataclass(frozen=True)
+class Objective:
+    """Per node of a batch: g = coef[i]·h_H + const[i], maximised over the box [lo, hi]; lo and hi are either one
+    box (n,) for every node or one per node (B, n)."""
 
-    def __init__(self, net: ReluNet, term: Term, lo: np.ndarray, hi: np.ndarray, bounds: LayerBounds):
-        if term.A.shape[0] != 1:
-            raise ValueError("TermBab needs a single-row term")
-        self.net, self.term, self.lo, self.hi = net, term, lo, hi
+    coef: np.ndarray
+    const: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def rows(self, idx: np.ndarray) -> Objective:
+        if self.lo.ndim == 1:
+            return Objective(self.coef[idx], self.const[idx], self.lo, self.hi)
+        return Objective(self.coef[idx], self.const[idx], self.lo[idx], self.hi[idx])
+
+
+class SplitRelaxation:
+    """The CROWN/β relaxation of `net` under ReLU splits, with intermediate bounds fixed to the root's."""
+
+    def __init__(self, net: ReluNet, bounds: LayerBounds):
+        self.net = net
         self.depth = len(net.hidden_sizes)
-        self.c = -(term.A @ net.weights[-1])[0]
-        self.c0 = float(term.b[0] - term.A[0] @ net.biases[-1])
         self.lower, self.upper = bounds.lower, bounds.upper
         self.unstable = [(lo_k < 0) & (up_k > 0) for lo_k, up_k in zip(self.lower, self.upper, strict=True)]
         self.active = [lo_k >= 0 for lo_k in self.lower]
         self.slope = [np.where(un, up / np.where(un, up - lo_k, 1.0), 0.0)
                       for un, lo_k, up in zip(self.unstable, self.lower, self.upper, strict=True)]
-        self.needed = [*self.unstable[:-1], self.unstable[-1] & (self.c > 0)]
 
-    def is_counterexample(self, x: np.ndarray) -> bool:
-        return bool(np.all(x >= self.lo) and np.all(x <= self.hi) and self.term.holds(self.net.forward(x)))
+    def root(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        """Phases, α and β of an unsplit node (α: the DeepPoly choice)."""
+        sizes = self.net.hidden_sizes
+        alpha = [np.where(up > -lo_k, 1.0, 0.0) for lo_k, up in zip(self.lower, self.upper, strict=True)]
+        return [np.zeros(s, np.int8) for s in sizes], alpha, [np.zeros(s) for s in sizes]
 
-    def _backward(self, nodes: _Nodes) -> tuple[np.ndarray, np.ndarray, list, list, list]:
-        """One backward pass: per node the bound and its maximising corner, and per layer ν, slopes, intercepts."""
-        n = len(nodes.phase[0])
-        nu = np.broadcast_to(self.c, (n, len(self.c))).copy()
-        kappa = np.full(n, self.c0)
+    def needed(self, coef: np.ndarray) -> list[np.ndarray]:
+        """Per layer, the unstable neurons that can loosen the bound of objective `coef` (one node)."""
+        return [*self.unstable[:-1], self.unstable[-1] & (coef > 0)]
+
+    def backward(self, nodes: Nodes, obj: Objective, relaxed_forward: bool = True) -> Relaxation:
+        """Bounds of a batch of nodes with their current (α, β), and what the subgradient and branching need
+        (ẑ only with `relaxed_forward`: bounds alone skip that pass)."""
+        nu = np.array(obj.coef, dtype=np.float64)
+        kappa = np.array(obj.const, dtype=np.float64, copy=True)
         nus, slopes, icpts = [None] * self.depth, [None] * self.depth, [None] * self.depth
         for k in reversed(range(self.depth)):
             phase, free = nodes.phase[k], (nodes.phase[k] == 0) & self.unstable[k]
@@ -123,48 +149,42 @@ class TermBab:
             kappa += (nu * icpt).sum(axis=1) + zeta @ self.net.biases[k]
             nus[k], slopes[k], icpts[k] = nu, slope, icpt
             nu = zeta @ self.net.weights[k]
-        corner = np.where(nu > 0, self.hi, self.lo)
-        return kappa + np.einsum("bi,bi->b", nu, corner), corner, nus, slopes, icpts
-
-    def _bound(self, nodes: _Nodes) -> _Relaxation:
-        """Bounds of a batch of nodes with their current (α, β), and what the subgradient and branching need."""
-        bound, corner, nus, slopes, icpts = self._backward(nodes)
+        corner = np.where(nu > 0, obj.hi, obj.lo)
+        bound = kappa + np.einsum("bi,bi->b", nu, corner)
         zhat, h = [], corner
-        for k in range(self.depth):
+        for k in range(self.depth if relaxed_forward else 0):
             z = h @ self.net.weights_t[k] + self.net.biases[k]
             zhat.append(z)
             h = slopes[k] * z + icpts[k]
-        return _Relaxation(bound, corner, nus, zhat, slopes, icpts)
+        return Relaxation(bound, corner, kappa, nu, nus, zhat, slopes, icpts)
 
-    def _optimise(self, nodes: _Nodes, iters: int) -> tuple[np.ndarray, np.ndarray, _Relaxation]:
-        """Projected subgradient steps on (α, β): the best bound per node, its corner, and the last relaxation."""
-        rel = self._bound(nodes)
-        best, best_corner = rel.bound, rel.corner
+    def optimise(self, nodes: Nodes, obj: Objective, iters: int) -> tuple[Relaxation, Relaxation]:
+        """Projected subgradient steps on (α, β): per node its best relaxation so far, and the last one."""
+        rel = self.backward(nodes, obj)
+        best = rel
         for it in range(iters):
-            if np.all(best < -SOUNDNESS_MARGIN):
+            if np.all(best.bound < -SOUNDNESS_MARGIN):
                 break
             step = 0.3 / (1 + it) ** 0.5
-            nus, zhat = rel.nus, rel.zhat
             for k in range(self.depth):
-                free = (nodes.phase[k] == 0) & self.unstable[k] & (nus[k] < 0)
-                grad_alpha = np.where(free, nus[k] * zhat[k], 0.0)
+                free = (nodes.phase[k] == 0) & self.unstable[k] & (rel.nus[k] < 0)
+                grad_alpha = np.where(free, rel.nus[k] * rel.zhat[k], 0.0)
                 scale_a = np.abs(grad_alpha).max(axis=1, keepdims=True) + 1e-12
                 nodes.alpha[k] = np.clip(nodes.alpha[k] - step * grad_alpha / scale_a, 0.0, 1.0)
-                grad_beta = nodes.phase[k] * zhat[k]
+                grad_beta = nodes.phase[k] * rel.zhat[k]
                 scale_b = np.abs(grad_beta).max(axis=1, keepdims=True) + 1e-12
-                nu_scale = np.abs(nus[k]).max(axis=1, keepdims=True)
+                nu_scale = np.abs(rel.nus[k]).max(axis=1, keepdims=True)
                 nodes.beta[k] = np.maximum(nodes.beta[k] - step * nu_scale * grad_beta / scale_b, 0.0)
-            rel = self._bound(nodes)
-            better = rel.bound < best
-            best = np.where(better, rel.bound, best)
-            best_corner = np.where(better[:, None], rel.corner, best_corner)
-        return best, best_corner, rel
+            rel = self.backward(nodes, obj)
+            best = _better(best, rel)
+        return best, rel
 
-    def _candidates(self, phase: list[np.ndarray], rel: _Relaxation, i: int, top: int) -> list[tuple[int, int]]:
+    def _candidates(self, phase: list[np.ndarray], rel: Relaxation, i: int, coef: np.ndarray,
+                    top: int) -> list[tuple[int, int]]:
         """Up to `top` free needed neurons of node i by intercept score ν⁺ s (−l) (BaBSR-like); [] at a leaf."""
         scored = []
-        for k in range(self.depth):
-            free = np.flatnonzero((phase[k] == 0) & self.needed[k])
+        for k, needed in enumerate(self.needed(coef)):
+            free = np.flatnonzero((phase[k] == 0) & needed)
             if free.size:
                 nu = rel.nus[k][i, free]
                 width = np.minimum(-self.lower[k][free], self.upper[k][free])
@@ -173,23 +193,20 @@ class TermBab:
         scored.sort(reverse=True)
         return [(k, j) for _, k, j in scored[:top]]
 
-    def _choose_splits(
-        self, nodes: _Nodes, rows: list[int], rel: _Relaxation, top: int = 8
-    ) -> list[tuple[int, int] | None]:
+    def choose_splits(self, nodes: Nodes, rows: list[int], rel: Relaxation, obj: Objective,
+                      top: int = 8) -> list[tuple[int, int] | None]:
         """Filtered smart branching: per node, of its `top` candidates the split whose two child bounds sum lowest,
-        judged by one bound evaluation of all candidate children with the parent's (α, β)."""
-        options = [self._candidates([p[i] for p in nodes.phase], rel, i, top) for i in rows]
-        trial: list[tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = []
-        for i, cands in zip(rows, options, strict=True):
-            for k, j in cands:
-                for sign in (-1, 1):
-                    phase, alpha, beta = nodes.row(i)
-                    phase[k][j] = sign
-                    trial.append((phase, alpha, beta))
-        if not trial:
+        judged by one bound evaluation of all candidate children with the parent's (α, β); None at a leaf."""
+        options = [self._candidates(nodes.phases(i), rel, i, obj.coef[i], top) for i in rows]
+        owner = np.array([i for i, cands in zip(rows, options, strict=True) for _ in cands for _ in (0, 1)], int)
+        if not owner.size:
             return [None] * len(rows)
-        children = _Nodes(*([np.stack([t[part][k] for t in trial]) for k in range(self.depth)] for part in range(3)))
-        pair_sum = self._backward(children)[0].reshape(-1, 2).sum(axis=1)
+        trial = nodes.take(owner)
+        splits = [(k, j, sign) for cands in options for k, j in cands for sign in (-1, 1)]
+        for r, (k, j, sign) in enumerate(splits):
+            trial.phase[k][r, j] = sign
+        children = self.backward(trial, obj.rows(owner), relaxed_forward=False)
+        pair_sum = children.bound.reshape(-1, 2).sum(axis=1)
         choices, at = [], 0
         for cands in options:
             if not cands:
@@ -199,8 +216,10 @@ class TermBab:
             at += len(cands)
         return choices
 
-    def _leaf_point(self, phase: list[np.ndarray]) -> np.ndarray | None:
-        """Exact LP on a leaf: the maximiser of g if g can reach 0 there, else None."""
+    def leaf_problem(self, phase: list[np.ndarray], coef: np.ndarray, const: float, lo: np.ndarray,
+                     hi: np.ndarray) -> tuple[AffineReluProblem, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A leaf (every needed neuron split) as an affine+ReLU problem on [lo, hi], with the last layer's active,
+        split-on, split-off and concave neurons."""
         n = self.net.n_inputs
         m, v = np.eye(n), np.zeros(n)
         rows, consts = [np.zeros((0, n))], [np.zeros(0)]
@@ -212,44 +231,67 @@ class TermBab:
             on = (phase[k] > 0) | ((phase[k] == 0) & self.active[k])
             m, v = m * on[:, None], v * on
         w, b = self.net.weights[-2], self.net.biases[-2]
-        problem = AffineReluProblem(w @ m, w @ v + b, self.c, self.c0, self.lo, self.hi,
-                                    np.concatenate(rows), np.concatenate(consts))
+        problem = AffineReluProblem(w @ m, w @ v + b, coef, const, lo, hi, np.concatenate(rows), np.concatenate(consts))
         last = phase[-1]
         active = (last > 0) | ((last == 0) & self.active[-1])
         concave = np.flatnonzero((last == 0) & self.unstable[-1])
-        value, point = max_affine_relu_lp(problem, active, last > 0, last < 0, concave)
+        return problem, active, last > 0, last < 0, concave
+
+
+def _better(best: Relaxation, rel: Relaxation) -> Relaxation:
+    """Per node, the relaxation with the lower bound (ties keep `best`)."""
+    b = rel.bound < best.bound
+    pick = lambda old, new: np.where(b.reshape(-1, *([1] * (new.ndim - 1))), new, old)  # noqa: E731
+    return Relaxation(
+        pick(best.bound, rel.bound), pick(best.corner, rel.corner), pick(best.kappa, rel.kappa),
+        pick(best.nu_in, rel.nu_in), rel.nus, rel.zhat, rel.slopes, rel.icpts,
+    )
+
+
+class TermBab:
+    """Branch and bound deciding one single-row term of `net` on the box [lo, hi], given root bounds."""
+
+    def __init__(self, net: ReluNet, term: Term, lo: np.ndarray, hi: np.ndarray, bounds: LayerBounds):
+        if term.A.shape[0] != 1:
+            raise ValueError("TermBab needs a single-row term")
+        self.net, self.term, self.lo, self.hi = net, term, lo, hi
+        self.relax = SplitRelaxation(net, bounds)
+        self.c = -(term.A @ net.weights[-1])[0]
+        self.c0 = float(term.b[0] - term.A[0] @ net.biases[-1])
+
+    def is_counterexample(self, x: np.ndarray) -> bool:
+        return bool(np.all(x >= self.lo) and np.all(x <= self.hi) and self.term.holds(self.net.forward(x)))
+
+    def _leaf_point(self, phase: list[np.ndarray]) -> np.ndarray | None:
+        """Exact LP on a leaf: the maximiser of g if g can reach 0 there, else None."""
+        problem, active, on, off, concave = self.relax.leaf_problem(phase, self.c, self.c0, self.lo, self.hi)
+        value, point = max_affine_relu_lp(problem, active, on, off, concave)
         return point if value >= 0 else None
 
     def run(self, deadline: float, batch_size: int = 64, iters: int = 10) -> BabOutcome:
         """Decide: ROBUST (proven max g < 0), FOUND (a replayed counterexample), TIMEOUT or UNKNOWN."""
-        sizes = self.net.hidden_sizes
-        alpha0 = [np.where(up > -lo_k, 1.0, 0.0) for lo_k, up in zip(self.lower, self.upper, strict=True)]
-        queue = [([np.zeros(s, np.int8) for s in sizes], alpha0, [np.zeros(s) for s in sizes])]
+        queue = [self.relax.root()]
         nodes_done = lps = 0
         while queue:
             if time.monotonic() > deadline:
                 return BabOutcome(BabStatus.TIMEOUT, None, nodes_done, lps)
             take, queue = queue[-batch_size:], queue[:-batch_size]
-            nodes = _Nodes(*([np.stack([t[part][k] for t in take]) for k in range(self.depth)] for part in range(3)))
+            nodes = Nodes.stack(take)
+            obj = Objective(np.tile(self.c, (len(take), 1)), np.full(len(take), self.c0), self.lo, self.hi)
             nodes_done += len(take)
-            best, corners, rel = self._optimise(nodes, iters)
-            open_rows = [int(i) for i in np.flatnonzero(best >= -SOUNDNESS_MARGIN)]
+            best, rel = self.relax.optimise(nodes, obj, iters)
+            open_rows = [int(i) for i in np.flatnonzero(best.bound >= -SOUNDNESS_MARGIN)]
             for i in open_rows:
-                if self.is_counterexample(corners[i]):
-                    return BabOutcome(BabStatus.FOUND, corners[i], nodes_done, lps)
-            for i, split in zip(open_rows, self._choose_splits(nodes, open_rows, rel), strict=True):
-                phase, alpha, beta = nodes.row(i)
+                if self.is_counterexample(best.corner[i]):
+                    return BabOutcome(BabStatus.FOUND, best.corner[i], nodes_done, lps)
+            for i, split in zip(open_rows, self.relax.choose_splits(nodes, open_rows, rel, obj), strict=True):
                 if split is None:
                     lps += 1
-                    point = self._leaf_point(phase)
+                    point = self._leaf_point(nodes.phases(i))
                     if point is None:
                         continue
                     if self.is_counterexample(point):
                         return BabOutcome(BabStatus.FOUND, point, nodes_done, lps)
                     return BabOutcome(BabStatus.UNKNOWN, None, nodes_done, lps)
-                k, j = split
-                for sign in (-1, 1):
-                    child = [p.copy() for p in phase]
-                    child[k][j] = sign
-                    queue.append((child, [a.copy() for a in alpha], [b.copy() for b in beta]))
+                queue += nodes.children(i, *split)
         return BabOutcome(BabStatus.ROBUST, None, nodes_done, lps)

@@ -1,9 +1,12 @@
 """The native engine's minimal L∞ distance: a certified interval [lower, upper] around the closest adversary.
 
-Search: `upper` from PGD by bisection on δ, `lower` from CROWN by bisection on δ (both cheap), then complete
-checks (`check_property`) at δ = upper − tol. A ROBUST answer raises `lower` to δ; a counterexample found there
-is shrunk by PGD restarted from it on smaller boxes and lowers `upper`; a check that runs out of its share of the
-time marks δ unresolved, and the next check bisects below it to raise `lower` instead.
+Plan per query: PGD by bisection on δ gives the first upper bound (a replayed witness). Intermediate bounds on the
+box of that radius R — CROWN first, tightened (`advgap.verify.tighten`) once a quick search has not finished — are
+shared by every target and every smaller radius, and one branch and bound over all targets
+(`advgap.verify.delta_bab`) raises the lower end and lowers the upper one. When the incumbent falls well below R,
+the bounds are recomputed on the smaller box; the search goes on with its open nodes under the new bounds. With
+several workers, a search still open after `PARALLEL_AFTER` seconds continues in forked processes
+(`advgap.verify.parallel`). The lower end is the best lower bound the search proved.
 """
 
 from __future__ import annotations
@@ -13,18 +16,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from advgap.verify.bab import SOUNDNESS_MARGIN
-from advgap.verify.bounds import crown_bounds
+from advgap.verify.bounds import LayerBounds, crown_bounds
+from advgap.verify.delta_bab import DeltaSearch, Incumbent
 from advgap.verify.falsify import pgd_falsify
-from advgap.verify.native import ENGINE, check_property, single_threaded_blas, term_margins
+from advgap.verify.native import ENGINE, single_threaded_blas
 from advgap.verify.network import ReluNet
-from advgap.verify.result import DistanceResult, DistanceStatus, Verdict
-from advgap.verify.spec import robustness_spec
+from advgap.verify.parallel import run_in_parallel
+from advgap.verify.result import DistanceResult, DistanceStatus
+from advgap.verify.spec import linf_box, robustness_spec
+from advgap.verify.tighten import count_unstable, tightened_bounds
 
-BISECTION_STEPS = 10  # for the cheap attack and bound bisections
+BISECTION_STEPS = 10  # for the attack's bisection on δ
+QUICK_SHARE = 0.05  # of the time limit, for the search on CROWN bounds before tightening
+TIGHTEN_SHARE = 0.1  # of the remaining time, for tightening intermediate bounds
+RESTART_RATIO = 0.7  # recompute the bounds once the incumbent falls below this fraction of their radius
+PARALLEL_AFTER = 1.0  # seconds of single-process search before a search is split over the workers
+SLICE = 0.25  # seconds between checks of the restart condition
 
 
-def _attack_radius(
+def attack_radius(
     net: ReluNet, x: np.ndarray, label: int, targets: Sequence[int], low: float, high: float,
     start: np.ndarray | None = None,
 ) -> np.ndarray | None:
@@ -44,61 +54,86 @@ def _attack_radius(
     return best
 
 
-def _certified_radius(net: ReluNet, x: np.ndarray, label: int, targets: Sequence[int], high: float) -> float:
-    """The largest δ in [0, high] found by bisection at which CROWN alone proves robustness (0 if none)."""
-    low = 0.0
-    for _ in range(BISECTION_STEPS):
-        delta = (low + high) / 2
-        prop = robustness_spec(x, label, delta, net.n_outputs, targets)
-        if term_margins(net, prop, crown_bounds(net, prop.lo, prop.hi)).min() > SOUNDNESS_MARGIN:
-            low = delta
-        else:
-            high = delta
-    return low
+def _root_bounds(net: ReluNet, x: np.ndarray, radius: float, budget: float) -> LayerBounds:
+    """Intermediate bounds on the δ-box of `radius`: CROWN, tightened within `budget` seconds if it is positive."""
+    lo, hi = linf_box(x, radius)
+    bounds = crown_bounds(net, lo, hi)
+    if budget > 0 and len(net.hidden_sizes) > 1:
+        bounds = tightened_bounds(net, lo, hi, budget, base=bounds)
+    return bounds
+
+
+class _Query:
+    """One minimal-distance query: its incumbent, the best lower bound proven, and the work done."""
+
+    def __init__(self, net: ReluNet, x: np.ndarray, label: int, targets: list[int], tol: float, workers: int):
+        self.net, self.x, self.label, self.targets, self.tol, self.workers = net, x, label, targets, tol, workers
+        self.lower, self.nodes, self.unstable = 0.0, 0, None
+        witness = attack_radius(net, x, label, targets, 0.0, 1.0)
+        self.incumbent = Incumbent(np.inf if witness is None else float(np.abs(witness - x).max()), witness)
+        if witness is not None:
+            logits = net.forward(witness)
+            self.incumbent.target = max(targets, key=lambda t: logits[t] - logits[label])
+
+    def shrink(self, point: np.ndarray) -> np.ndarray:
+        """PGD bisection restarted from a new witness, between the proven lower bound and its distance."""
+        found = attack_radius(self.net, self.x, self.label, self.targets, self.lower,
+                              float(np.abs(point - self.x).max()), start=point)
+        return point if found is None else found
+
+    def solve(self, deadline: float) -> bool:
+        """Search until the interval is tol-tight (True) or `deadline` passes (False)."""
+        start = time.monotonic()
+        quick_deadline = start + QUICK_SHARE * (deadline - start)
+        radius = self._radius()
+        bounds = _root_bounds(self.net, self.x, radius, 0.0)
+        self.unstable = count_unstable(bounds)
+        search = DeltaSearch(self.net, self.x, self.label, self.targets, self.incumbent, radius, bounds, self.tol)
+        tightened = False
+        while True:
+            if self.workers > 1 and time.monotonic() - start >= PARALLEL_AFTER:
+                finished, lower, nodes = run_in_parallel(search, deadline, self.shrink, self.workers)
+                self.lower, self.nodes = max(self.lower, lower), self.nodes + search.nodes + nodes
+                return finished
+            finished = search.run(min(deadline, time.monotonic() + SLICE), self.shrink)
+            self.lower = max(self.lower, search.lower())
+            now = time.monotonic()
+            if finished or now >= deadline:
+                self.nodes += search.nodes
+                return finished
+            shrunk = self._radius() < RESTART_RATIO * search.radius
+            if shrunk or (not tightened and now >= quick_deadline):
+                tightened = True
+                radius = self._radius()
+                bounds = _root_bounds(self.net, self.x, radius, TIGHTEN_SHARE * (deadline - now))
+                self.unstable = count_unstable(bounds)
+                search.rebound(bounds, radius)
+
+    def _radius(self) -> float:
+        """The radius of the intermediate bounds: the incumbent distance (1 while there is none)."""
+        upper = self.incumbent.upper
+        return min(1.0, upper) if np.isfinite(upper) else 1.0
 
 
 @single_threaded_blas
 def native_min_linf_distance(
-    net: ReluNet, x: np.ndarray, label: int, target: int | None, timeout: float, tol: float
+    net: ReluNet, x: np.ndarray, label: int, target: int | None, timeout: float, tol: float, workers: int = 1
 ) -> DistanceResult:
     """See `advgap.verify.api.min_linf_distance`; x and the classes are already validated."""
     start = time.monotonic()
     targets = [t for t in range(net.n_outputs) if t != label] if target is None else [target]
-
-    def done(lower: float, upper: float, witness: np.ndarray | None, status: DistanceStatus, detail: str):
-        hit = None
-        if witness is not None:
-            logits = net.forward(witness)
-            hit = max(targets, key=lambda t: logits[t] - logits[label])
-        return DistanceResult(lower, upper, status, time.monotonic() - start, ENGINE, witness, hit, detail)
-
     logits = net.forward(x)
     if logits[targets].max() >= logits[label]:
-        return done(0.0, 0.0, x.copy(), DistanceStatus.EXACT, "the image itself is adversarial")
-    witness = _attack_radius(net, x, label, targets, 0.0, 1.0)
-    upper = np.inf if witness is None else float(np.abs(witness - x).max())
-    lower = _certified_radius(net, x, label, targets, min(upper, 1.0))
-    unresolved = np.inf  # smallest δ whose check ran out of time
-    width = tol * (1 + 1e-9)  # absorbs rounding in upper - lower
-    checks = 0
-    while (upper - lower > width) if np.isfinite(upper) else lower < 1.0:
-        remaining = timeout - (time.monotonic() - start)
-        if remaining <= 0 or unresolved - lower <= width:
-            status = DistanceStatus.TIMEOUT if remaining <= 0 else DistanceStatus.BOUNDS
-            return done(lower, upper, witness, status, f"{checks} checks")
-        if np.isfinite(unresolved):
-            delta = (lower + unresolved) / 2
-        else:
-            delta = upper - tol if np.isfinite(upper) else 1.0
-        outcome = check_property(net, robustness_spec(x, label, delta, net.n_outputs, targets), remaining / 2)
-        checks += 1
-        if outcome.verdict is Verdict.ROBUST:
-            lower = delta
-        elif outcome.verdict is Verdict.COUNTEREXAMPLE:
-            found = outcome.counterexample
-            shrunk = _attack_radius(net, x, label, targets, lower, float(np.abs(found - x).max()), start=found)
-            witness = found if shrunk is None else shrunk
-            upper = float(np.abs(witness - x).max())
-        else:
-            unresolved = delta
-    return done(lower, upper, witness, DistanceStatus.EXACT, f"{checks} checks")
+        hit = max(targets, key=lambda t: logits[t] - logits[label])
+        return DistanceResult(0.0, 0.0, DistanceStatus.EXACT, time.monotonic() - start, ENGINE, x.copy(), hit,
+                              "the image itself is adversarial")
+    query = _Query(net, x, label, targets, tol, workers)
+    query.solve(start + timeout)
+    inc = query.incumbent
+    lower = min(query.lower, inc.upper)
+    exact = inc.upper - lower <= tol * (1 + 1e-9) if np.isfinite(inc.upper) else lower >= 1.0
+    seconds = time.monotonic() - start
+    status = DistanceStatus.EXACT if exact else DistanceStatus.TIMEOUT if seconds >= timeout else DistanceStatus.BOUNDS
+    detail = f"bab ({query.nodes} nodes, {query.unstable} unstable ReLUs at the search radius)"
+    return DistanceResult(lower, inc.upper, status, seconds, ENGINE, inc.witness, inc.target, detail,
+                          unstable=query.unstable)

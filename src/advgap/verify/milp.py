@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import highspy
 import numpy as np
@@ -26,9 +25,6 @@ from advgap.errors import SolverError
 from advgap.verify.bounds import LayerBounds
 from advgap.verify.network import ReluNet
 from advgap.verify.spec import Term
-
-if TYPE_CHECKING:
-    from advgap.verify.bab import AffineReluProblem
 
 log = logging.getLogger(__name__)
 INF = highspy.kHighsInf
@@ -81,6 +77,20 @@ class _Rows:
             len(self.lower), np.array(self.lower), np.array(self.upper), int(sum(len(c) for c in self.cols)),
             starts, np.concatenate(self.cols), np.concatenate(self.vals),
         )
+
+
+@dataclass(frozen=True)
+class AffineReluProblem:
+    """max c·relu(A x + a) + c0 over x in [lo, hi] with G x + g >= 0: a leaf with earlier layers fixed."""
+
+    A: np.ndarray
+    a: np.ndarray
+    c: np.ndarray
+    c0: float
+    lo: np.ndarray
+    hi: np.ndarray
+    G: np.ndarray
+    g: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -248,3 +258,61 @@ def max_affine_relu_lp(
     offset = p.c0 + float(p.c[active] @ p.a[active])
     point = np.array(h.getSolution().col_value)[:n]
     return offset - h.getInfo().objective_function_value, point
+
+
+def min_radius_affine_relu_lp(
+    problem: AffineReluProblem, active: np.ndarray, on: np.ndarray, off: np.ndarray, concave: np.ndarray,
+    x0: np.ndarray, slack: float = 1e-6,
+) -> tuple[float, np.ndarray | None]:
+    """Exact minimal ‖x − x0‖∞ on a branch-and-bound leaf with c·relu(A x + a) + c0 >= 0, by one LP.
+
+    The leaf's neurons as in `max_affine_relu_lp`; a concave neuron's h_j >= max(0, z_j) is exact here too, since
+    its coefficient c_j <= 0 makes the smallest h_j the easiest to satisfy. Returns (radius, x), or (inf, None)
+    when no point of the leaf reaches the condition. x is the optimum of the same LP re-solved with `slack` on the
+    right-hand side (c·relu(·) + c0 >= slack), so that it survives a float64 replay; the radius is the exact one.
+    """
+    p = problem
+    n, m = p.A.shape[1], len(concave)
+    h = new_highs()
+    cost = np.zeros(n + 1 + m)
+    cost[n] = 1.0
+    lower = np.concatenate([p.lo, [0.0], np.zeros(m)])
+    upper = np.concatenate([p.hi, [INF], np.full(m, INF)])
+    h.addCols(n + 1 + m, cost, lower, upper, 0, np.zeros(n + 1 + m, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    rows = _Rows()
+    x = np.arange(n, dtype=np.int32)
+    t = np.int32(n)
+    for i in range(n):  # x0_i - t <= x_i <= x0_i + t
+        rows.add(np.array([i, t]), np.array([1.0, -1.0]), -INF, x0[i])
+        rows.add(np.array([i, t]), np.array([1.0, 1.0]), x0[i], INF)
+    for j in np.flatnonzero(on):
+        rows.add(x, p.A[j], -p.a[j], INF)
+    for j in np.flatnonzero(off):
+        rows.add(x, p.A[j], -INF, -p.a[j])
+    for r in range(len(p.g)):
+        rows.add(x, p.G[r], -p.g[r], INF)
+    hs = np.arange(n + 1, n + 1 + m, dtype=np.int32)
+    for k, j in enumerate(concave):
+        rows.add(np.concatenate([[hs[k]], x]), np.concatenate([[1.0], -p.A[j]]), p.a[j], INF)
+    # c_active·(A x + a) + c_concave·h + c0 >= 0
+    need = -p.c0 - float(p.c[active] @ p.a[active])
+    rows.add(np.concatenate([x, hs]), np.concatenate([p.c[active] @ p.A[active], p.c[concave]]), need, INF)
+    rows.flush(h)
+    radius = _solve_leaf(h)
+    if not np.isfinite(radius):
+        return np.inf, None
+    h.changeRowBounds(h.getNumRow() - 1, need + slack, INF)
+    _solve_leaf(h)
+    return radius, np.array(h.getSolution().col_value)[:n]
+
+
+def _solve_leaf(h: highspy.Highs) -> float:
+    """Solve a leaf LP: its optimal value, or inf when infeasible."""
+    if h.run() == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS failed on a minimal-radius leaf LP")
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return np.inf
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise SolverError(f"HiGHS minimal-radius leaf LP ended with {h.modelStatusToString(status)}")
+    return float(h.getInfo().objective_function_value)

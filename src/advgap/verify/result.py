@@ -54,3 +54,4 @@ class DistanceResult:
     witness: np.ndarray | None = None
     target: int | None = None
     detail: str = ""
+    unstable: int | None = None  # native engine: unstable ReLUs left at the search radius after tightening

@@ -1,0 +1,199 @@
+"""The minimal L∞ distance as one certified branch and bound over ReLU splits, over one or several targets.
+
+Question: the smallest δ at which some x in [0,1]^n with ‖x − x0‖∞ <= δ gives g_t(x) = y_t − y_label >= 0 for
+one of the targets t.
+
+Intermediate bounds are computed once on the box of radius R (at least the incumbent distance), so they hold on
+every smaller box and for every target. A node (ReLU splits of one target) is bounded by the split relaxation of
+`advgap.verify.bab` on the box of radius ρ = upper − tol: if that bound stays below 0 the node holds no adversary
+closer than ρ; otherwise its affine bound κ + ν·x of g gives, in closed form, the smallest radius at which it can
+reach 0 (`reach_radius`), a proven lower bound on the minimal distance inside the node. Nodes are split best first
+(smallest lower bound) until every node is closed. Each open node's box corner and lower-bound point are replayed
+as candidate adversaries; a leaf (every needed neuron split) is one LP minimising the radius exactly.
+
+The certified interval is [lower, upper]: lower the minimum of the open and closed nodes' lower bounds (capped by
+upper and R), upper the L∞ distance of the best replayed witness.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from advgap.verify.bab import SOUNDNESS_MARGIN, Nodes, Objective, SplitRelaxation
+from advgap.verify.bounds import LayerBounds
+from advgap.verify.milp import min_radius_affine_relu_lp
+from advgap.verify.network import ReluNet
+
+LP_MARGIN = 1e-6  # a leaf LP's optimal radius counts as a lower bound only after subtracting this
+
+
+def reach_radius(nu: np.ndarray, kappa: np.ndarray, x0: np.ndarray, limit: float, level: float) -> np.ndarray:
+    """Per row i, the smallest δ in [0, limit] with κ_i + max{ν_i·x : x in [0,1]^n, ‖x − x0‖∞ <= δ} >= level.
+
+    inf where even δ = limit stays below `level`. The maximum is κ + ν·x0 + Σ_j |ν_j| min(δ, cap_j) with cap_j the
+    room of pixel j in the direction of ν_j, a concave increasing piecewise-linear function of δ, solved exactly
+    between its sorted breakpoints.
+    """
+    weight = np.abs(nu)
+    cap = np.minimum(np.where(nu > 0, 1.0 - x0, x0), limit)
+    order = np.argsort(cap, axis=1)
+    caps = np.take_along_axis(cap, order, axis=1)
+    weights = np.take_along_axis(weight, order, axis=1)
+    f0 = kappa + nu @ x0
+    prefix = np.cumsum(weights * caps, axis=1)  # Σ_{i<=j} w_i c_i
+    suffix = weights.sum(axis=1, keepdims=True) - np.cumsum(weights, axis=1)  # Σ_{i>j} w_i
+    reached = f0[:, None] + prefix + caps * suffix >= level  # f(c_j) >= level
+    first = np.argmax(reached, axis=1)
+    rows = np.arange(len(f0))
+    below_prefix = prefix[rows, first] - (weights * caps)[rows, first]  # Σ_{i<j} w_i c_i
+    slope = suffix[rows, first] + weights[rows, first]  # Σ_{i>=j} w_i
+    delta = (level - f0 - below_prefix) / np.where(slope > 0, slope, 1.0)
+    delta = np.clip(delta, 0.0, caps[rows, first])
+    delta = np.where(reached.any(axis=1), delta, np.inf)
+    return np.where(f0 >= level, 0.0, delta)
+
+
+@dataclass
+class Incumbent:
+    """The best replayed witness (at L∞ distance `upper`, reaching `target`) and the smallest lower bound of the
+    nodes closed so far."""
+
+    upper: float
+    witness: np.ndarray | None = None
+    target: int | None = None
+    closed: float = np.inf
+
+
+Shrink = Callable[[np.ndarray], np.ndarray]  # witness -> a witness at most as far
+
+
+class DeltaSearch:
+    """Branch and bound on the minimal distance from x0 to an adversary of `targets`, within radius R."""
+
+    def __init__(self, net: ReluNet, x0: np.ndarray, label: int, targets: Sequence[int], incumbent: Incumbent,
+                 radius: float, bounds: LayerBounds, tol: float):
+        self.net, self.x0, self.label, self.targets = net, x0, label, list(targets)
+        self.incumbent, self.radius, self.tol = incumbent, radius, tol
+        self.relax = SplitRelaxation(net, bounds)
+        w, b = net.weights[-1], net.biases[-1]
+        self.coef = np.stack([w[t] - w[label] for t in self.targets])
+        self.const = np.array([b[t] - b[label] for t in self.targets])
+        self.open: list[tuple] = []  # (lower bound, sequence number, target index, phases, α, β)
+        self._seq = itertools.count()
+        for ti in range(len(self.targets)):
+            self._push(0.0, ti, self.relax.root())
+        self.nodes = self.lps = 0
+        self.shared_upper: Callable[[], float] = lambda: np.inf  # an upper bound proven elsewhere (parallel runs)
+
+    def rebound(self, bounds: LayerBounds, radius: float) -> None:
+        """Continue with intermediate bounds valid on the box of a radius <= R (tighter, or on a smaller box).
+
+        The open nodes stay valid: their splits, (α, β) and lower bounds do not depend on the bounds used."""
+        self.relax = SplitRelaxation(self.net, bounds)
+        self.radius = radius
+
+    def rho(self) -> float:
+        """The radius a node must be refuted on: upper − tol, within [0, R]."""
+        upper = min(self.incumbent.upper, self.shared_upper())
+        return self.radius if upper == np.inf else min(max(upper - self.tol, 0.0), self.radius)
+
+    def lower(self) -> float:
+        """The certified lower bound now."""
+        open_min = self.open[0][0] if self.open else np.inf  # the heap's smallest
+        upper = min(self.incumbent.upper, self.shared_upper())
+        return float(min(upper, self.incumbent.closed, open_min, self.radius))
+
+    def _push(self, bound: float, ti: int, node: tuple[list, list, list]) -> None:
+        heapq.heappush(self.open, (bound, next(self._seq), ti, *node))
+
+    def _close(self, bound: float) -> None:
+        self.incumbent.closed = min(self.incumbent.closed, bound)
+
+    def _offer(self, point: np.ndarray, shrink: Shrink | None) -> None:
+        """Make `point` the witness if it replays as adversarial for some target and is closer."""
+        point = np.clip(point, 0.0, 1.0)
+        logits = self.net.forward(point)
+        if logits[self.targets].max() < logits[self.label]:
+            return
+        inc = self.incumbent
+        distance = float(np.abs(point - self.x0).max())
+        if distance >= inc.upper:
+            return
+        best = point if shrink is None or distance >= inc.upper - self.tol else shrink(point)
+        logits = self.net.forward(best)
+        inc.target = max(self.targets, key=lambda t: logits[t] - logits[self.label])
+        inc.upper, inc.witness = float(np.abs(best - self.x0).max()), best
+
+    def _take(self, batch_size: int) -> list[tuple]:
+        take, rho = [], self.rho()
+        while self.open and len(take) < batch_size:
+            item = heapq.heappop(self.open)
+            if item[0] >= rho:
+                self._close(item[0])
+            else:
+                take.append(item)
+        return take
+
+    def _leaf(self, ti: int, phase: list[np.ndarray], bound: float, shrink: Shrink | None) -> None:
+        """Settle a leaf by one LP: its exact minimal radius closes it, its optimum is offered as a witness."""
+        lo, hi = np.clip(self.x0 - self.radius, 0, 1), np.clip(self.x0 + self.radius, 0, 1)
+        problem, active, on, off, concave = self.relax.leaf_problem(phase, self.coef[ti], float(self.const[ti]),
+                                                                    lo, hi)
+        self.lps += 1
+        radius, point = min_radius_affine_relu_lp(problem, active, on, off, concave, self.x0)
+        self._close(max(bound, radius - LP_MARGIN))
+        if point is not None:
+            self._offer(point, shrink)
+
+    def run(self, deadline: float, shrink: Shrink | None = None, batch_size: int = 64, iters: int = 5) -> bool:
+        """Search until every node is closed (True) or the deadline passes (False)."""
+        while self.open:
+            if time.monotonic() > deadline:
+                return False
+            take = self._take(batch_size)
+            if take:
+                self._expand(take, shrink, iters)
+        return True
+
+    def _expand(self, take: list[tuple], shrink: Shrink | None, iters: int) -> None:
+        """Bound a batch of nodes on the box of radius ρ; close the refuted ones, split the others."""
+        self.nodes += len(take)
+        rho = self.rho()
+        parent = np.array([item[0] for item in take])
+        ti = np.array([item[2] for item in take])
+        obj = Objective(self.coef[ti], self.const[ti], np.clip(self.x0 - rho, 0, 1), np.clip(self.x0 + rho, 0, 1))
+        nodes = Nodes.stack([item[3:] for item in take])
+        best, rel = self.relax.optimise(nodes, obj, iters)
+        bound = np.maximum(parent, rho)  # refuted on the ρ-box: no adversary closer than ρ in the node
+        live = np.flatnonzero(best.bound >= -SOUNDNESS_MARGIN)
+        if live.size:
+            reach = reach_radius(best.nu_in[live], best.kappa[live], self.x0, self.radius, -SOUNDNESS_MARGIN)
+            bound[live] = np.maximum(parent[live], reach)
+            self._offer_candidates(best.corner[live], best.nu_in[live], bound[live], shrink)
+        rho = self.rho()  # offers may have lowered the incumbent
+        open_rows = [int(i) for i in np.flatnonzero(bound < rho)]
+        for i in np.flatnonzero(bound >= rho):
+            self._close(float(bound[i]))
+        for i, split in zip(open_rows, self.relax.choose_splits(nodes, open_rows, rel, obj), strict=True):
+            if split is None:
+                self._leaf(int(ti[i]), nodes.phases(i), float(bound[i]), shrink)
+            else:
+                for child in nodes.children(i, *split):
+                    self._push(float(bound[i]), int(ti[i]), child)
+
+    def _offer_candidates(self, corner: np.ndarray, nu_in: np.ndarray, bound: np.ndarray,
+                          shrink: Shrink | None) -> None:
+        """Replay each node's maximising corner and its lower-bound point; offer the adversarial ones."""
+        toward = np.where(nu_in > 0, 1.0 - self.x0, np.where(nu_in < 0, -self.x0, 0.0))
+        step = np.minimum(np.abs(toward), np.where(np.isfinite(bound), bound, 0.0)[:, None])
+        points = np.concatenate([corner, self.x0 + np.sign(toward) * step])
+        logits = self.net.forward(points)
+        gain = logits[:, self.targets].max(axis=1) - logits[:, self.label]
+        for i in np.flatnonzero(gain >= 0):
+            self._offer(points[i], shrink)
