@@ -156,3 +156,20 @@ def test_timeout_is_honoured_with_a_certified_interval():
     assert result.seconds <= 1.5
     assert result.status in (DistanceStatus.TIMEOUT, DistanceStatus.EXACT)
     assert 0.0 <= result.lower <= result.upper
+
+
+def test_checks_below_the_incumbent_run_and_stay_sound(monkeypatch):
+    """With no time for the search below the incumbent, the bisection of complete checks alone gets the answer."""
+    calls = []
+    real = distance._Query._raise_lower
+    monkeypatch.setattr(distance, "MAIN_SHARE", 0.0)
+    monkeypatch.setattr(distance._Query, "_raise_lower", lambda self, d: calls.append(d) or real(self, d))
+    net = random_net(2, 6, (10, 10, 10), n_outputs=4)
+    x = np.random.default_rng(2).random(6)
+    label = int(net.predict(x))
+    target = (label + 1) % 4
+    result = min_linf_distance(net, x, label, target=target, timeout=30, tol=TOL)
+    assert calls, "the checks below the incumbent never ran"
+    reference = milp_min_distance(net, x, label, target)
+    assert result.status is DistanceStatus.EXACT
+    assert result.lower - 1e-6 <= reference <= result.upper + 1e-6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -32,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=ENGINES, default="native", help="exact engine (default native)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per image (default 60)")
     p.add_argument("--tol", type=float, default=1e-3, help="certified interval width in δ units (default 1e-3)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="processes a native search still open after a second may use (default: all cores)")
     p.add_argument("--cross-check", action="store_true",
                    help="run the other engine too and report every disagreement beyond --tol")
     p.add_argument("--data-dir", help="directory with the MNIST files (default: $ADVGAP_DATA_DIR or bundled)")
@@ -55,8 +58,10 @@ def _row(index: int, label: int, predicted: int, result: DistanceResult | None, 
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.tol < 1:
         raise ConfigError(f"--tol must lie in (0, 1), got {args.tol}")
-    if args.timeout <= 0:
-        raise ConfigError(f"--timeout must be positive, got {args.timeout}")
+    if not 0 < args.timeout < float("inf"):
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     net, _ = load_model(args.model)
     if args.target is not None and not 0 <= args.target < net.n_outputs:
         raise ConfigError(f"--target {args.target}: the net has classes 0..{net.n_outputs - 1}")
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         predicted = int(net.predict(x))
         result = None
         if predicted == label:
-            result = min_linf_distance(net, x, label, args.target, args.timeout, args.tol, args.engine)
+            result = min_linf_distance(net, x, label, args.target, args.timeout, args.tol, args.engine, args.workers)
         row = _row(index, label, predicted, result, args.target)
         if result is not None and args.cross_check:
             second = min_linf_distance(net, x, label, args.target, args.timeout, args.tol, other)

@@ -28,8 +28,9 @@ from advgap.verify.tighten import count_unstable, tightened_bounds
 
 BISECTION_STEPS = 10  # for the attack's bisection on δ
 QUICK_SHARE = 0.05  # of the time limit, for the search on CROWN bounds before tightening
-TIGHTEN_SHARE = 0.1  # of the remaining time, for tightening intermediate bounds
+TIGHTEN_SHARE = 0.05  # of the remaining time, for tightening intermediate bounds
 RESTART_RATIO = 0.7  # recompute the bounds once the incumbent falls below this fraction of their radius
+MAIN_SHARE = 0.5  # of the time limit, for the one search below the incumbent before the checks below it
 PARALLEL_AFTER = 1.0  # seconds of single-process search before a search is split over the workers
 SLICE = 0.25  # seconds between checks of the restart condition
 
@@ -81,33 +82,71 @@ class _Query:
                               float(np.abs(point - self.x).max()), start=point)
         return point if found is None else found
 
-    def solve(self, deadline: float) -> bool:
-        """Search until the interval is tol-tight (True) or `deadline` passes (False)."""
+    def solve(self, deadline: float) -> None:
+        """Search until the interval is tol-tight or `deadline` passes: first one search below the incumbent, then,
+        if it did not finish in its share of the time, complete checks at radii between the two ends."""
         start = time.monotonic()
-        quick_deadline = start + QUICK_SHARE * (deadline - start)
+        if not self._search_below_incumbent(start + MAIN_SHARE * (deadline - start), deadline):
+            self._raise_lower(deadline)
+
+    def _search_below_incumbent(self, deadline: float, hard_deadline: float) -> bool:
+        """The one search on bounds at the incumbent's radius, re-bounded as the incumbent falls and tightened
+        after a quick start; True when it closed every node."""
+        start = time.monotonic()
+        quick_deadline = start + QUICK_SHARE * (hard_deadline - start)
         radius = self._radius()
         bounds = _root_bounds(self.net, self.x, radius, 0.0)
         self.unstable = count_unstable(bounds)
         search = DeltaSearch(self.net, self.x, self.label, self.targets, self.incumbent, radius, bounds, self.tol)
         tightened = False
-        while True:
-            if self.workers > 1 and time.monotonic() - start >= PARALLEL_AFTER:
-                finished, lower, nodes = run_in_parallel(search, deadline, self.shrink, self.workers)
-                self.lower, self.nodes = max(self.lower, lower), self.nodes + search.nodes + nodes
-                return finished
-            finished = search.run(min(deadline, time.monotonic() + SLICE), self.shrink)
-            self.lower = max(self.lower, search.lower())
+        while not self._drive(search, min(deadline, time.monotonic() + SLICE), deadline, start):
             now = time.monotonic()
-            if finished or now >= deadline:
-                self.nodes += search.nodes
-                return finished
+            if now >= deadline:
+                return False
             shrunk = self._radius() < RESTART_RATIO * search.radius
             if shrunk or (not tightened and now >= quick_deadline):
                 tightened = True
                 radius = self._radius()
-                bounds = _root_bounds(self.net, self.x, radius, TIGHTEN_SHARE * (deadline - now))
+                bounds = _root_bounds(self.net, self.x, radius, TIGHTEN_SHARE * (hard_deadline - now))
                 self.unstable = count_unstable(bounds)
                 search.rebound(bounds, radius)
+        return True
+
+    def _raise_lower(self, deadline: float) -> None:
+        """Bisection between the proven lower bound and the radius last left undecided: each check is a search
+        whose bounds are computed on its own (smaller) box, which is what makes it easier than the one above."""
+        undecided = self.incumbent.upper - self.tol
+        while time.monotonic() < deadline and self.incumbent.upper - self.lower > self.tol * (1 + 1e-9):
+            radius = (self.lower + min(undecided, self.incumbent.upper - self.tol)) / 2
+            if radius <= self.lower:
+                return
+            trial = Incumbent(min(radius + self.tol, self.incumbent.upper))  # prunes at ρ = radius
+            bounds = _root_bounds(self.net, self.x, radius, 0.0)
+            search = DeltaSearch(self.net, self.x, self.label, self.targets, trial, radius, bounds, self.tol)
+            share = (deadline - time.monotonic()) / 2
+            began = time.monotonic()
+            while not self._drive(search, min(began + share, time.monotonic() + SLICE), began + share, began):
+                if time.monotonic() >= began + share:
+                    undecided = radius
+                    break
+            if trial.witness is not None and trial.upper < self.incumbent.upper:
+                self.incumbent.upper, self.incumbent.witness, self.incumbent.target = \
+                    trial.upper, trial.witness, trial.target
+
+    def _drive(self, search: DeltaSearch, slice_end: float, stage_end: float, began: float) -> bool:
+        """Run `search` until `slice_end`, or, once it has run PARALLEL_AFTER seconds since `began`, in forked
+        workers until `stage_end` (the open nodes go with them); record its lower bound. True when every node
+        is closed."""
+        if self.workers > 1 and time.monotonic() - began >= PARALLEL_AFTER:
+            finished, lower, nodes = run_in_parallel(search, stage_end, self.shrink, self.workers)
+            search.nodes += nodes
+        else:
+            nodes_before = search.nodes
+            finished = search.run(slice_end, self.shrink)
+            lower = search.lower()
+            nodes = search.nodes - nodes_before
+        self.lower, self.nodes = max(self.lower, lower), self.nodes + nodes
+        return finished
 
     def _radius(self) -> float:
         """The radius of the intermediate bounds: the incumbent distance (1 while there is none)."""
