@@ -23,7 +23,7 @@ from advgap.verify.tighten import (
 )
 from support.brute_force import random_net
 
-ALL_STAGES = TightenConfig(alpha_share=0.2, lp_share=0.4, milp_share=0.4, milp_neuron_limit=0.2)
+ALL_STAGES = TightenConfig(lp_share=0.5, milp_share=0.5, milp_neuron_limit=0.2)
 
 
 def _samples(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, n: int = 2000) -> np.ndarray:
@@ -160,7 +160,7 @@ def test_milp_stage_reaches_exact_bounds(seed):
     net = random_net(seed, 2, (3, 3, 3), 2)
     lo, hi = np.zeros(2), np.ones(2)
     crown, exact = crown_bounds(net, lo, hi), _exact_bounds(net, lo, hi)
-    config = TightenConfig(alpha_share=0.0, lp_share=0.0, milp_share=1.0, milp_neuron_limit=5.0,
+    config = TightenConfig(alpha_steps=0, lp_share=0.0, milp_share=1.0, milp_neuron_limit=5.0,
                            milp_stop_at_sign=False)
     result = tighten(net, lo, hi, 60.0, crown, config)
     assert result.solves(Stage.MILP) > 0

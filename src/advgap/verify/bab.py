@@ -240,8 +240,11 @@ class SplitRelaxation:
 
 def _better(best: Relaxation, rel: Relaxation) -> Relaxation:
     """Per node, the relaxation with the lower bound (ties keep `best`)."""
-    b = rel.bound < best.bound
-    pick = lambda old, new: np.where(b.reshape(-1, *([1] * (new.ndim - 1))), new, old)  # noqa: E731
+    improved = rel.bound < best.bound
+
+    def pick(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        return np.where(improved.reshape(-1, *([1] * (new.ndim - 1))), new, old)
+
     return Relaxation(
         pick(best.bound, rel.bound), pick(best.corner, rel.corner), pick(best.kappa, rel.kappa),
         pick(best.nu_in, rel.nu_in), rel.nus, rel.zhat, rel.slopes, rel.icpts,

@@ -27,6 +27,7 @@ from advgap.verify.spec import linf_box, robustness_spec
 from advgap.verify.tighten import count_unstable, tightened_bounds
 
 BISECTION_STEPS = 10  # for the attack's bisection on δ
+ATTACK_STEPS = 20  # PGD steps per radius of that bisection (vanilla net: same search sizes as 40, 7% less time)
 QUICK_SHARE = 0.05  # of the time limit, for the search on CROWN bounds before tightening
 TIGHTEN_SHARE = 0.05  # of the remaining time, for tightening intermediate bounds
 RESTART_RATIO = 0.7  # recompute the bounds once the incumbent falls below this fraction of their radius
@@ -44,7 +45,8 @@ def attack_radius(
     for _ in range(BISECTION_STEPS + 1):
         delta = high if best is None else (low + high) / 2
         prop = robustness_spec(x, label, delta, net.n_outputs, targets)
-        point, _ = pgd_falsify(net, prop, steps=40, start=None if start is None else np.clip(start, prop.lo, prop.hi))
+        point, _ = pgd_falsify(net, prop, steps=ATTACK_STEPS,
+                               start=None if start is None else np.clip(start, prop.lo, prop.hi))
         if point is not None:
             best, high = point, min(delta, float(np.abs(point - x).max()))
             start = point
