@@ -12,7 +12,7 @@ from advgap.verify.network import ReluNet
 from advgap.verify.spec import Property
 
 
-def _input_gradient(net: ReluNet, xs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def input_gradient(net: ReluNet, xs: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Input gradients of `rows[i] @ y(xs[i])` for a batch of points and linear output rows."""
     pre, h = [], xs
     last = len(net.weights) - 1
@@ -62,7 +62,7 @@ def pgd_falsify(
             rows[i] = -term.A[int(np.argmax(slack))]
         if step == steps:
             break
-        grad = _input_gradient(net, xs, rows)
+        grad = input_gradient(net, xs, rows)
         size = 0.25 * (1.0 - step / steps) + 0.01
         xs = np.clip(xs + size * width * np.sign(grad), lo, hi)
     return None, None
