@@ -2,13 +2,14 @@
 
 Order of work for a property (input box + disjunction of output terms): a numpy PGD attack (a replayed point is a
 proven counterexample); CROWN bounds, computed once, refute terms outright; a stronger attack on the terms still
-open; then branch and bound (single-row terms, any depth) or a HiGHS MILP (multi-row terms) per open term.
+open; then, for nets with few inputs and many unstable neurons, branch and bound over sub-boxes of the input
+(`advgap.verify.input_split`, all open terms together); otherwise, or if that gives up, branch and bound over ReLU
+splits (single-row terms, any depth) or a HiGHS MILP (multi-row terms) per open term.
 
 Soundness and tolerances: bounds are computed in float64 and a term counts as refuted only when its bound clears
 `SOUNDNESS_MARGIN` (1e-7 in logit units); HiGHS decides leaf LPs and MILPs with its primal feasibility tolerance
 1e-7 and MIP feasibility tolerance 1e-6. A ROBUST verdict is therefore a proof that no point of the box gives the
-target a logit more than ~1e-6 above the label's logit. Through the binary search on δ this moves `lower` of a
-minimal distance by at most 1e-6 / (the net's local Lipschitz constant), far below the default tolerance 1e-3.
+target a logit more than ~1e-6 above the label's logit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from advgap.errors import SpecError
 from advgap.verify.bab import SOUNDNESS_MARGIN, BabStatus, TermBab
 from advgap.verify.bounds import LayerBounds, backward_lower, crown_bounds
 from advgap.verify.falsify import pgd_falsify
+from advgap.verify.input_split import input_split_search, suits_input_split
 from advgap.verify.milp import NetworkMilp
 from advgap.verify.network import ReluNet
 from advgap.verify.result import CheckResult, Verdict
@@ -90,6 +92,11 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
 
     Returns ROBUST (proven: no such x), COUNTEREXAMPLE (with a point replayed in float64 and the term index),
     TIMEOUT when `timeout` seconds (wall clock) run out, or UNKNOWN when a solver claim failed the replay.
+
+    Terms left open by the attacks and the root bounds are decided by input splitting (`input_split_search`,
+    all open terms together) when the net has at most 16 inputs and the root box more than 16 unstable neurons
+    (`suits_input_split`), else per term by ReLU branch and bound or MILP. Should input splitting give up (a
+    sub-box too small to split), the per-term searches run in the time left.
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -110,6 +117,15 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
         point, local = pgd_falsify(net, focus, steps=100, restarts=6, seed=seed + 1)
         if local is not None and (hit := replayed_term(net, prop, point)) is not None:
             return result(Verdict.COUNTEREXAMPLE, "attack on open terms", point, hit)
+    if open_terms and suits_input_split(net, bounds):
+        focus = Property(prop.lo, prop.hi, tuple(prop.terms[k] for k in open_terms))
+        split = input_split_search(net, focus, deadline)
+        if split.verdict is Verdict.COUNTEREXAMPLE and (hit := replayed_term(net, prop, split.point)) is not None:
+            return result(Verdict.COUNTEREXAMPLE, split.detail, split.point, hit)
+        if split.verdict is Verdict.ROBUST:
+            return result(Verdict.ROBUST, f"bounds + {split.detail}")
+        if split.verdict is Verdict.TIMEOUT:
+            return result(Verdict.TIMEOUT, split.detail)
     unknown = []
     for index in open_terms:
         if time.monotonic() > deadline:
