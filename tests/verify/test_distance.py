@@ -15,6 +15,7 @@ from advgap.verify.api import min_linf_distance
 from advgap.verify.delta_bab import reach_radius
 from advgap.verify.result import DistanceStatus
 from support.brute_force import brute_force_min_distance, random_net
+from support.intervals import assert_exact_interval
 from support.milp_reference import milp_min_distance
 
 TOL = 1e-3
@@ -42,19 +43,6 @@ def test_reach_radius_is_the_first_radius_where_the_bound_reaches_the_level():
                 assert _support(n, k, x0, r - 1e-6) < -1e-7
 
 
-def _check_interval(net, x, label, result, reference):
-    assert result.status is DistanceStatus.EXACT
-    if np.isinf(reference):
-        assert result.lower >= 1.0 and result.witness is None
-        return
-    assert result.lower - 1e-6 <= reference <= result.upper + 1e-6
-    assert result.upper - result.lower <= TOL * (1 + 1e-6)
-    logits = net.forward(result.witness)
-    assert logits[result.target] >= logits[label]
-    assert np.abs(result.witness - x).max() <= result.upper + 1e-12
-    assert result.witness.min() >= 0.0 and result.witness.max() <= 1.0
-
-
 @pytest.mark.parametrize("hidden", [(4,), (3, 3), (2, 2, 2), (2, 2, 2, 2)])
 @pytest.mark.parametrize("seed", range(4))
 def test_distance_equals_brute_force_on_random_mlps(seed, hidden):
@@ -64,7 +52,7 @@ def test_distance_equals_brute_force_on_random_mlps(seed, hidden):
     for target in (None, (label + 1) % 3):
         targets = [t for t in range(3) if t != label] if target is None else [target]
         result = min_linf_distance(net, x, label, target=target, timeout=30, tol=TOL)
-        _check_interval(net, x, label, result, brute_force_min_distance(net, x, label, targets))
+        assert_exact_interval(net, x, label, result, brute_force_min_distance(net, x, label, targets), TOL)
 
 
 def _tiny_conv_onnx(path, seed: int) -> None:
@@ -96,7 +84,7 @@ def test_distance_equals_brute_force_on_tiny_conv_nets(tmp_path, seed):
     label = int(net.predict(x))
     targets = [t for t in range(3) if t != label]
     result = min_linf_distance(net, x, label, timeout=30, tol=TOL)
-    _check_interval(net, x, label, result, brute_force_min_distance(net, x, label, targets))
+    assert_exact_interval(net, x, label, result, brute_force_min_distance(net, x, label, targets), TOL)
 
 
 @pytest.mark.parametrize("seed", range(3))

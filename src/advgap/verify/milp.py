@@ -221,6 +221,23 @@ class NetworkMilp:
         return self._solve(time_limit, stop_below)
 
 
+def _leaf_rows(p: AffineReluProblem, on: np.ndarray, off: np.ndarray, concave: np.ndarray,
+               hs: np.ndarray) -> _Rows:
+    """A leaf's region over x = columns 0..n-1: split constraints z_j >= 0 (`on`) / z_j <= 0 (`off`), the earlier
+    layers' rows G x + g >= 0, and h_j >= z_j for each concave neuron j, its h in column hs[k]."""
+    rows = _Rows()
+    x = np.arange(p.A.shape[1], dtype=np.int32)
+    for j in np.flatnonzero(on):
+        rows.add(x, p.A[j], -p.a[j], INF)
+    for j in np.flatnonzero(off):
+        rows.add(x, p.A[j], -INF, -p.a[j])
+    for r in range(len(p.g)):
+        rows.add(x, p.G[r], -p.g[r], INF)
+    for k, j in enumerate(concave):
+        rows.add(np.concatenate([[hs[k]], x]), np.concatenate([[1.0], -p.A[j]]), p.a[j], INF)
+    return rows
+
+
 def max_affine_relu_lp(
     problem: AffineReluProblem, active: np.ndarray, on: np.ndarray, off: np.ndarray, concave: np.ndarray
 ) -> tuple[float, np.ndarray | None]:
@@ -237,16 +254,7 @@ def max_affine_relu_lp(
     lower = np.concatenate([p.lo, np.zeros(m)])
     upper = np.concatenate([p.hi, np.full(m, INF)])
     h.addCols(n + m, cost, lower, upper, 0, np.zeros(n + m, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    rows = _Rows()
-    x = np.arange(n, dtype=np.int32)
-    for j in np.flatnonzero(on):
-        rows.add(x, p.A[j], -p.a[j], INF)
-    for j in np.flatnonzero(off):
-        rows.add(x, p.A[j], -INF, -p.a[j])
-    for r in range(len(p.g)):
-        rows.add(x, p.G[r], -p.g[r], INF)
-    for k, j in enumerate(concave):
-        rows.add(np.concatenate([[n + k], x]), np.concatenate([[1.0], -p.A[j]]), p.a[j], INF)
+    rows = _leaf_rows(p, on, off, concave, np.arange(n, n + m, dtype=np.int32))
     rows.flush(h)
     if h.run() == highspy.HighsStatus.kError:
         raise SolverError("HiGHS failed on a branch-and-bound leaf LP")
@@ -279,21 +287,13 @@ def min_radius_affine_relu_lp(
     lower = np.concatenate([p.lo, [0.0], np.zeros(m)])
     upper = np.concatenate([p.hi, [INF], np.full(m, INF)])
     h.addCols(n + 1 + m, cost, lower, upper, 0, np.zeros(n + 1 + m, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    rows = _Rows()
+    hs = np.arange(n + 1, n + 1 + m, dtype=np.int32)
+    rows = _leaf_rows(p, on, off, concave, hs)
     x = np.arange(n, dtype=np.int32)
     t = np.int32(n)
     for i in range(n):  # x0_i - t <= x_i <= x0_i + t
         rows.add(np.array([i, t]), np.array([1.0, -1.0]), -INF, x0[i])
         rows.add(np.array([i, t]), np.array([1.0, 1.0]), x0[i], INF)
-    for j in np.flatnonzero(on):
-        rows.add(x, p.A[j], -p.a[j], INF)
-    for j in np.flatnonzero(off):
-        rows.add(x, p.A[j], -INF, -p.a[j])
-    for r in range(len(p.g)):
-        rows.add(x, p.G[r], -p.g[r], INF)
-    hs = np.arange(n + 1, n + 1 + m, dtype=np.int32)
-    for k, j in enumerate(concave):
-        rows.add(np.concatenate([[hs[k]], x]), np.concatenate([[1.0], -p.A[j]]), p.a[j], INF)
     # c_active·(A x + a) + c_concave·h + c0 >= 0
     need = -p.c0 - float(p.c[active] @ p.a[active])
     rows.add(np.concatenate([x, hs]), np.concatenate([p.c[active] @ p.A[active], p.c[concave]]), need, INF)
