@@ -97,8 +97,7 @@ class Nodes:
 
 @dataclass(frozen=True)
 class Objective:
-    """Per node of a batch: g = coef[i]·h_H + const[i], maximised over the box [lo, hi]; lo and hi are either one
-    box (n,) for every node or one per node (B, n)."""
+    """Per node i of a batch: g = coef[i]·h_H + const[i], maximised over the box [lo, hi] shared by the batch."""
 
     coef: np.ndarray
     const: np.ndarray
@@ -106,9 +105,7 @@ class Objective:
     hi: np.ndarray
 
     def rows(self, idx: np.ndarray) -> Objective:
-        if self.lo.ndim == 1:
-            return Objective(self.coef[idx], self.const[idx], self.lo, self.hi)
-        return Objective(self.coef[idx], self.const[idx], self.lo[idx], self.hi[idx])
+        return Objective(self.coef[idx], self.const[idx], self.lo, self.hi)
 
 
 class SplitRelaxation:

@@ -59,6 +59,12 @@ def reach_radius(nu: np.ndarray, kappa: np.ndarray, x0: np.ndarray, limit: float
     return np.where(f0 >= level, 0.0, delta)
 
 
+def closest_target(net: ReluNet, point: np.ndarray, label: int, targets: Sequence[int]) -> int:
+    """The target whose logit at `point` lies highest above the label's."""
+    logits = net.forward(point)
+    return max(targets, key=lambda t: logits[t] - logits[label])
+
+
 @dataclass
 class Incumbent:
     """The best replayed witness (at L∞ distance `upper`, reaching `target`) and the smallest lower bound of the
@@ -68,6 +74,11 @@ class Incumbent:
     witness: np.ndarray | None = None
     target: int | None = None
     closed: float = np.inf
+
+    def improve(self, upper: float, witness: np.ndarray | None, target: int | None) -> None:
+        """Take the witness if it is closer than the current one."""
+        if witness is not None and upper < self.upper:
+            self.upper, self.witness, self.target = upper, witness, target
 
 
 Shrink = Callable[[np.ndarray], np.ndarray]  # witness -> a witness at most as far
@@ -88,7 +99,7 @@ class DeltaSearch:
         self._seq = itertools.count()
         for ti in range(len(self.targets)):
             self._push(0.0, ti, self.relax.root())
-        self.nodes = self.lps = 0
+        self.nodes = 0
         self.shared_upper: Callable[[], float] = lambda: np.inf  # an upper bound proven elsewhere (parallel runs)
 
     def rebound(self, bounds: LayerBounds, radius: float) -> None:
@@ -126,9 +137,7 @@ class DeltaSearch:
         if distance >= inc.upper:
             return
         best = point if shrink is None or distance >= inc.upper - self.tol else shrink(point)
-        logits = self.net.forward(best)
-        inc.target = max(self.targets, key=lambda t: logits[t] - logits[self.label])
-        inc.upper, inc.witness = float(np.abs(best - self.x0).max()), best
+        inc.improve(float(np.abs(best - self.x0).max()), best, closest_target(self.net, best, self.label, self.targets))
 
     def _take(self, batch_size: int) -> list[tuple]:
         take, rho = [], self.rho()
@@ -145,7 +154,6 @@ class DeltaSearch:
         lo, hi = np.clip(self.x0 - self.radius, 0, 1), np.clip(self.x0 + self.radius, 0, 1)
         problem, active, on, off, concave = self.relax.leaf_problem(phase, self.coef[ti], float(self.const[ti]),
                                                                     lo, hi)
-        self.lps += 1
         radius, point = min_radius_affine_relu_lp(problem, active, on, off, concave, self.x0)
         self._close(max(bound, radius - LP_MARGIN))
         if point is not None:

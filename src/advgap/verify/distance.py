@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from advgap.verify.bounds import LayerBounds, crown_bounds
-from advgap.verify.delta_bab import DeltaSearch, Incumbent
+from advgap.verify.delta_bab import DeltaSearch, Incumbent, closest_target
 from advgap.verify.falsify import pgd_falsify
 from advgap.verify.native import ENGINE, single_threaded_blas
 from advgap.verify.network import ReluNet
@@ -73,10 +73,10 @@ class _Query:
         self.net, self.x, self.label, self.targets, self.tol, self.workers = net, x, label, targets, tol, workers
         self.lower, self.nodes, self.unstable = 0.0, 0, None
         witness = attack_radius(net, x, label, targets, 0.0, 1.0)
-        self.incumbent = Incumbent(np.inf if witness is None else float(np.abs(witness - x).max()), witness)
+        self.incumbent = Incumbent(np.inf)
         if witness is not None:
-            logits = net.forward(witness)
-            self.incumbent.target = max(targets, key=lambda t: logits[t] - logits[label])
+            self.incumbent.improve(float(np.abs(witness - x).max()), witness, closest_target(net, witness, label,
+                                                                                          targets))
 
     def shrink(self, point: np.ndarray) -> np.ndarray:
         """PGD bisection restarted from a new witness, between the proven lower bound and its distance."""
@@ -131,9 +131,7 @@ class _Query:
                 if time.monotonic() >= began + share:
                     undecided = radius
                     break
-            if trial.witness is not None and trial.upper < self.incumbent.upper:
-                self.incumbent.upper, self.incumbent.witness, self.incumbent.target = \
-                    trial.upper, trial.witness, trial.target
+            self.incumbent.improve(trial.upper, trial.witness, trial.target)
 
     def _drive(self, search: DeltaSearch, slice_end: float, stage_end: float, began: float) -> bool:
         """Run `search` until `slice_end`, or, once it has run PARALLEL_AFTER seconds since `began`, in forked
@@ -165,7 +163,7 @@ def native_min_linf_distance(
     targets = [t for t in range(net.n_outputs) if t != label] if target is None else [target]
     logits = net.forward(x)
     if logits[targets].max() >= logits[label]:
-        hit = max(targets, key=lambda t: logits[t] - logits[label])
+        hit = closest_target(net, x, label, targets)
         return DistanceResult(0.0, 0.0, DistanceStatus.EXACT, time.monotonic() - start, ENGINE, x.copy(), hit,
                               "the image itself is adversarial")
     query = _Query(net, x, label, targets, tol, workers)

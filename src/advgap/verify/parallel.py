@@ -71,6 +71,5 @@ def run_in_parallel(search: DeltaSearch, deadline: float, shrink: Shrink, worker
             continue
         done, part_lower, upper, witness, target, part_nodes = outcome
         finished, lower, nodes = finished and done, min(lower, part_lower), nodes + part_nodes
-        if witness is not None and upper < search.incumbent.upper:
-            search.incumbent.upper, search.incumbent.witness, search.incumbent.target = upper, witness, target
+        search.incumbent.improve(upper, witness, target)
     return finished, min(lower, search.incumbent.upper), nodes
