@@ -4,10 +4,10 @@
 
 Needs the benchmark files in --dir (default runs/acasxu, git-ignored): the *.onnx nets and prop_*.vnnlib files of
 `benchmarks/acasxu/` in github.com/stanleybak/vnncomp2021. The baseline engine runs from a git worktree of commit
-e0396c7 (--baseline, default /tmp/baseline; created with `git worktree add` when missing). Every engine answers
-each instance in its own subprocess, one at a time; seconds count from reading the property to the answer
-replayed through onnxruntime, as in `advgap vnncomp`. Property 6 is left out: its input box is a disjunction of
-two boxes, which the VNN-LIB reader refuses.
+e0396c7 (--baseline, default runs/baseline-e0396c7 as in the other benchmarks; created with `git worktree add`
+when missing). Every engine answers each instance in its own subprocess, one at a time; seconds count from reading
+the property to the answer replayed through onnxruntime, as in `advgap vnncomp`. Property 6 is left out: its input
+box is a disjunction of two boxes, which the VNN-LIB reader refuses.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=REPO / "runs" / "acasxu", help="the .onnx and .vnnlib files")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per instance and engine (default 60)")
-    parser.add_argument("--baseline", type=Path, default=Path("/tmp/baseline"), help="worktree of e0396c7")
+    parser.add_argument("--baseline", type=Path, default=REPO / "runs" / f"baseline-{BASELINE_COMMIT}",
+                        help="worktree of e0396c7")
     parser.add_argument("--marabou", action="store_true", help="also run Marabou (needs advgap[marabou])")
     parser.add_argument("--instances", nargs="+", default=SAMPLE, help="NET:PROP pairs such as 3_3:2")
     parser.add_argument("--worker", nargs=4, metavar=("ENGINE", "ONNX", "VNNLIB", "TIMEOUT"), help=argparse.SUPPRESS)
