@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advgap.adversarial import DEFINITION
 from advgap.errors import ConfigError
 
 ENGINES = ("native", "marabou")
@@ -95,6 +96,7 @@ class RunConfig:
     def identity(self, model_hashes: dict[str, str], data_hash: str) -> dict[str, Any]:
         """What a stored row depends on; `model_hashes` maps each model's store name to the hash of its weights."""
         return {
+            "adversarial": DEFINITION,
             "models": dict(model_hashes),
             "targets": sorted(self.targets),
             "engine": self.engine,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advgap import __version__
+from advgap.adversarial import DESCRIPTION
 from advgap.experiment.store import ResultStore
 from advgap.report import analysis
 from advgap.report.analysis import METHOD_LABELS
@@ -68,6 +69,8 @@ def _page(summary: dict[str, Any], figures: list[Figure]) -> str:
         f'<p class="note">advgap {html.escape(__version__)}, generated '
         f"{datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}, {html.escape(chosen)}. "
         "δ is an L∞ radius; pixels = δ·255. Study values in grey italics.</p>",
+        f'<p class="note">{html.escape(DESCRIPTION)} Attacks and the exact engine use this one definition, '
+        "so each per-target pair compares the same distance.</p>",
         "<h2>Test accuracy</h2>",
         _accuracy_table(models),
         "<h2>Mean minimal δ (pixels)</h2>",

@@ -70,6 +70,8 @@ def robustness_spec(
 ) -> Property:
     """The study's query: is there x' in the δ-box ∩ [0,1]^n with logit_t(x') >= logit_label(x') for a target t?
 
+    That is advgap's one definition of adversarial for target t (`advgap.adversarial`), as property rows.
+
     `targets` defaults to every class but `label`. Term k reads `y_label - y_t <= 0` and is named 'target t'.
     """
     if not 0 <= label < n_outputs:
