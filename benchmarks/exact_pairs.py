@@ -29,10 +29,10 @@ def _pairs(net_name: str, n: int, timeout: float) -> None:
     from threadpoolctl import threadpool_limits
 
     from advgap.data.mnist import mnist_arrays
-    from advgap.models.bundled import load_model
+    from advgap.models.loader import load_network
     from advgap.verify.api import min_linf_distance
 
-    net = load_model(net_name)[0]
+    net = load_network(net_name).net
     images, labels = mnist_arrays("test")
     chosen = np.flatnonzero(net.predict(images[:500]) == labels[:500])[:n]
     with threadpool_limits(1, "blas"):

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +20,7 @@ from torch import nn
 
 from advgap.adversarial import is_adversarial
 from advgap.errors import SpecError
+from advgap.models.torchnet import eval_mode
 
 Delta = float | torch.Tensor
 
@@ -91,17 +90,6 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, delta: torch.Tensor) -> torch.
 def is_success(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
     """(B,) bool: the logits are adversarial for their target, or for any class but the label (`advgap.adversarial`)."""
     return is_adversarial(logits, labels, targets)
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run `model` in eval mode, restoring its previous train/eval mode on exit."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def finalize(

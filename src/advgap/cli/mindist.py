@@ -13,7 +13,7 @@ from tqdm import tqdm
 from advgap.cli.run import parse_images
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ConfigError
-from advgap.models.bundled import load_model
+from advgap.models.loader import load_network
 from advgap.verify.api import ENGINES, min_linf_distance
 from advgap.verify.crosscheck import cross_check
 from advgap.verify.result import DistanceResult
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    net, _ = load_model(args.model)
+    net = load_network(args.model).net
     if args.target is not None and not 0 <= args.target < net.n_outputs:
         raise ConfigError(f"--target {args.target}: the net has classes 0..{net.n_outputs - 1}")
     images, labels = mnist_arrays("test", args.data_dir)

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from advgap.errors import ConfigError
-from advgap.formats.network import load_network
-from advgap.formats.vnncomp import check_dimensions, solve
+from advgap.experiment.vnncomp import check_dimensions, solve
 from advgap.formats.vnnlib import format_assignment, read_vnnlib
+from advgap.models.loader import load_network
 
 # Kept back from the time limit for replay, output and interpreter exit (torch's teardown alone takes ~1.5 s on a
 # loaded 2-core VM): the engine gets `timeout * (1 - RESERVE_FRACTION) - EXIT_RESERVE_S` from the process start.

@@ -29,7 +29,7 @@ from advgap.errors import ConfigError, ModelFormatError
 from advgap.experiment import methods
 from advgap.experiment.config import N_CLASSES, N_INPUTS, RunConfig
 from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RowStatus
-from advgap.models.bundled import load_model
+from advgap.models.loader import load_network
 from advgap.verify.marabou import require_maraboupy
 from advgap.verify.network import ReluNet
 
@@ -116,7 +116,8 @@ def load_models(specs: tuple[str, ...]) -> list[Model]:
     """Load each model by bundled name or `.npz` path (stored under the file's stem); check it fits MNIST."""
     models = []
     for spec in specs:
-        net, meta = load_model(spec)
+        network = load_network(spec)
+        net, meta = network.net, network.meta
         if (net.n_inputs, net.n_outputs) != (N_INPUTS, N_CLASSES):
             raise ModelFormatError(f"{spec}: net maps {net.n_inputs} inputs to {net.n_outputs} classes, "
                                    f"MNIST needs {N_INPUTS} to {N_CLASSES}")

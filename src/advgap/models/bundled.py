@@ -1,4 +1,4 @@
-"""The bundled nets and model specs: a bundled net by name (`vanilla`, `adversarial`) or a network file path.
+"""The bundled study nets (`vanilla`, `adversarial`): where they lie, and how a trained net is saved beside them.
 
 A net is stored as `<name>.npz` (advgap network file, with metadata) and `<name>.onnx` beside it.
 """
@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from advgap.errors import ModelFormatError
-from advgap.formats.nnet import read_nnet
-from advgap.formats.onnx_import import load_onnx
-from advgap.models.netfile import load_net, save_net
-from advgap.models.onnx_export import save_onnx
+from advgap.formats.netfile import save_net
+from advgap.formats.onnx_export import save_onnx
 from advgap.verify.network import ReluNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -22,23 +20,6 @@ BUNDLED = ("vanilla", "adversarial")
 def bundled_path(name: str, suffix: str = ".npz") -> Path:
     """Where the bundled net `name` is stored (`.npz`, or `.onnx` for its ONNX export)."""
     return WEIGHTS_DIR / f"{name}{suffix}"
-
-
-def load_model(spec: str | Path) -> tuple[ReluNet, dict[str, Any]]:
-    """The net and metadata for `spec`: a bundled name or a path to an advgap `.npz`, `.onnx` or `.nnet` file."""
-    if str(spec) in BUNDLED:
-        path = bundled_path(str(spec))
-        if not path.is_file():
-            raise ModelFormatError(f"bundled net {spec!r} is missing ({path}); train it with `advgap train {spec}`")
-        return load_net(path)
-    path = Path(spec)
-    if path.suffix == ".npz":
-        return load_net(path)
-    if path.suffix == ".onnx":
-        return load_onnx(path).net, {}
-    if path.suffix == ".nnet":
-        return read_nnet(path), {}
-    raise ModelFormatError(f"{path}: unsupported network file type {path.suffix!r} (use .npz, .onnx or .nnet)")
 
 
 def save_with_onnx(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> Path:

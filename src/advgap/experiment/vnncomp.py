@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from advgap.errors import AdvgapError, DataError, SpecError
-from advgap.formats.network import LoadedNetwork, load_network
+from advgap.formats.network import Network
 from advgap.formats.onnx_import import CHECK_RTOL
 from advgap.formats.vnnlib import read_vnnlib
+from advgap.models.loader import load_network
 from advgap.verify.api import check_property
 from advgap.verify.result import Verdict
 from advgap.verify.spec import Property
@@ -72,7 +73,7 @@ class Expected:
     columns: dict[str, str] = field(default_factory=dict)
 
 
-def check_dimensions(network: LoadedNetwork, prop: Property, prop_source: str) -> None:
+def check_dimensions(network: Network, prop: Property, prop_source: str) -> None:
     """SpecError unless the property's X and Y variables match the network's inputs and outputs."""
     n_y = prop.terms[0].A.shape[1]
     if prop.lo.size != network.net.n_inputs or n_y != network.net.n_outputs:
@@ -82,7 +83,7 @@ def check_dimensions(network: LoadedNetwork, prop: Property, prop_source: str) -
         )
 
 
-def solve(network: LoadedNetwork, prop: Property, deadline: float) -> Outcome:
+def solve(network: Network, prop: Property, deadline: float) -> Outcome:
     """Answer `prop` on `network` by `deadline` (time.monotonic()); counterexamples are replayed by `network`."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -137,7 +138,7 @@ def run_instances(directory: str | Path, instances: Iterable[Instance]) -> Itera
     Seconds count from reading the property to the replayed answer; network loading is not counted.
     """
     directory = Path(directory)
-    networks: dict[str, LoadedNetwork | AdvgapError] = {}
+    networks: dict[str, Network | AdvgapError] = {}
     for inst in instances:
         if inst.network not in networks:
             try:
