@@ -99,12 +99,11 @@ def solve(network: Network, prop: Property, deadline: float) -> Outcome:
     x = result.counterexample
     y = network.replay(x)
     tol = CHECK_RTOL * max(1.0, float(np.max(np.abs(y))))
-    term = prop.terms[result.term]
-    in_box = bool(np.all(x >= prop.lo) and np.all(x <= prop.hi))
-    if not (in_box and term.holds(y, tol)):
-        log.warning("counterexample for term %r does not replay through %s", term.name, network.source)
+    hit = prop.violated_by(x, y, tol)
+    if hit is None:
+        log.warning("counterexample for %r does not replay through %s", prop.terms[result.term].name, network.source)
         return Outcome(Answer.UNKNOWN, f"{detail}; counterexample failed replay through {network.source}")
-    return Outcome(Answer.VIOLATED, f"{detail}; term {term.name}", x, y)
+    return Outcome(Answer.VIOLATED, f"{detail}; term {prop.terms[hit].name}", x, y)
 
 
 def read_instances(path: str | Path) -> list[Instance]:

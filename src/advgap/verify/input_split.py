@@ -429,11 +429,10 @@ class _Search:
 
     def accept(self, point: np.ndarray) -> bool:
         """Record `point` if it replays in float64 inside the box as satisfying a term of the property."""
-        point = np.clip(point, self.prop.lo, self.prop.hi)
-        hit = self.prop.violated_by(point, self.net.forward(point))
-        if hit is not None:
-            self.found = (point, hit)
-        return hit is not None
+        found = self.prop.replay(self.net.forward, point)
+        if found is not None:
+            self.found = found
+        return found is not None
 
     def accept_any(self, points: np.ndarray, values: np.ndarray) -> bool:
         """Try the points whose value is <= 0, most violating first."""
