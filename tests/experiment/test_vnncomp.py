@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from advgap.errors import DataError, SpecError
+from advgap.experiment import vnncomp
 from advgap.experiment.vnncomp import (
     Answer,
     Instance,
@@ -15,7 +16,6 @@ from advgap.experiment.vnncomp import (
     solve,
     summarize,
 )
-from advgap.experiment import vnncomp
 from advgap.formats.network import Network
 from advgap.verify.network import ReluNet
 from advgap.verify.result import CheckResult, Verdict

@@ -20,9 +20,9 @@ from torch import nn
 
 from advgap.adversarial import margin
 from advgap.attacks.base import AttackResult, Delta, eval_mode, finalize, is_success, per_sample, prepare_batch, project
+from advgap.attacks.registry import DEFAULT_PGD_STEPS
 from advgap.errors import SpecError
 
-DEFAULT_STEPS = 40
 STEP_SIZE_FACTOR = 2.5
 
 
@@ -40,7 +40,7 @@ def pgd(
     delta: Delta,
     *,
     targets: torch.Tensor | None = None,
-    steps: int = DEFAULT_STEPS,
+    steps: int = DEFAULT_PGD_STEPS,
     step_size: Delta | None = None,
     random_start: bool = True,
     generator: torch.Generator | None = None,

@@ -15,12 +15,12 @@ from torch import nn
 
 from advgap.adversarial import margin as adversarial_margin
 from advgap.attacks.base import AttackResult, eval_mode, finalize, is_success, per_sample, prepare_batch
-from advgap.attacks.gradient import DEFAULT_STEPS, fgsm, pgd
+from advgap.attacks.gradient import fgsm, pgd
+from advgap.attacks.registry import DEFAULT_FMN_STEPS, DEFAULT_PGD_STEPS, DEFAULT_TOLERANCE
 from advgap.errors import SpecError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOLERANCE = 1e-3
 
 
 def bisect_min_delta(
@@ -31,7 +31,7 @@ def bisect_min_delta(
     *,
     attack: Literal["fgsm", "pgd"] = "fgsm",
     tol: float = DEFAULT_TOLERANCE,
-    steps: int = DEFAULT_STEPS,
+    steps: int = DEFAULT_PGD_STEPS,
     generator: torch.Generator | None = None,
 ) -> AttackResult:
     """Per-sample bisection on δ ∈ [0, 1] for the smallest δ at which `attack` succeeds, all samples batched.
@@ -85,7 +85,7 @@ def fmn(
     labels: torch.Tensor,
     targets: torch.Tensor | None = None,
     *,
-    steps: int = 100,
+    steps: int = DEFAULT_FMN_STEPS,
     step_size: float = 1.0,
     final_step_size: float | None = None,
     gamma: float = 0.05,

@@ -14,8 +14,9 @@ from advgap.cli.run import parse_images
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ConfigError
 from advgap.models.loader import load_network
-from advgap.verify.api import ENGINES, min_linf_distance
+from advgap.verify.api import min_linf_distance
 from advgap.verify.crosscheck import cross_check
+from advgap.verify.engines import ENGINE_NAMES
 from advgap.verify.result import DistanceResult
 
 
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a bundled net or a network file (.npz, .onnx, .nnet); default vanilla")
     p.add_argument("--images", default="0:10", metavar="N|A:B", help="first N test images or indices A..B-1")
     p.add_argument("--target", type=int, help="one target class (default: the closest over all classes)")
-    p.add_argument("--engine", choices=ENGINES, default="native", help="exact engine (default native)")
+    p.add_argument("--engine", choices=ENGINE_NAMES, default="native", help="exact engine (default native)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per image (default 60)")
     p.add_argument("--tol", type=float, default=1e-3, help="certified interval width in δ units (default 1e-3)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     start, stop = parse_images(args.images)
     if not 0 <= start < stop <= len(images):
         raise ConfigError(f"--images {args.images}: indices must lie in [0, {len(images)}]")
-    other = next(e for e in ENGINES if e != args.engine)
+    other = next(e for e in ENGINE_NAMES if e != args.engine)
     disagreements = 0
     for index in tqdm(range(start, stop), desc="mindist", unit="image", disable=args.no_progress, file=sys.stderr):
         x, label = images[index].astype(np.float64), int(labels[index])

@@ -30,7 +30,7 @@ from advgap.experiment import methods
 from advgap.experiment.config import N_CLASSES, N_INPUTS, RunConfig
 from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RowStatus
 from advgap.models.loader import load_network
-from advgap.verify.marabou import require_maraboupy
+from advgap.verify.engines import get_engine
 from advgap.verify.network import ReluNet
 
 log = logging.getLogger(__name__)
@@ -249,8 +249,7 @@ def run_experiment(config: RunConfig, progress: bool = True) -> RunSummary:
     identity = config.identity({m.name: m.sha256 for m in models}, data_hash(images, labels))
     selection = range(*config.images)
     with ResultStore.open(config.out, identity) as store:
-        if config.engine == "marabou":
-            require_maraboupy()  # fail before any work, not in every task
+        get_engine(config.engine).require()  # fail before any work, not in every task
         session = store.begin_session(f"{selection.start}:{selection.stop}", config.workers)
         known = {row.model for row in store.models()}
         plans = []

@@ -19,7 +19,7 @@ from advgap import __version__
 from advgap.adversarial import DESCRIPTION
 from advgap.experiment.store import ResultStore
 from advgap.report import analysis
-from advgap.report.analysis import METHOD_LABELS
+from advgap.report.analysis import ATTACKS, METHOD_LABELS
 from advgap.report.figures import Figure, render_all
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def _accuracy_table(models: dict[str, Any]) -> str:
 
 
 def _minimal_table(models: dict[str, Any]) -> str:
-    methods = [m for m in ("fgsm", "pgd", "fmn", "exact") if any(m in e["mean_minimal_px"] for e in models.values())]
+    methods = [m for m in (*ATTACKS, "exact") if any(m in e["mean_minimal_px"] for e in models.values())]
     rows = []
     for name, m in models.items():
         study = m["study"] or {}
@@ -148,7 +148,7 @@ def _minimal_table(models: dict[str, Any]) -> str:
 
 
 def _gap_table(models: dict[str, Any]) -> str:
-    attacks = [a for a in ("fgsm", "pgd", "fmn") if any(a in e["median_relative_gap"] for e in models.values())]
+    attacks = [a for a in ATTACKS if any(a in e["median_relative_gap"] for e in models.values())]
     rows = []
     for name, m in models.items():
         cells = [(name, ""), (str(m["pairs"]), "")]
