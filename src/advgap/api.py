@@ -4,7 +4,8 @@ One loader (`load_network`), one network type (`Network`), and four questions: t
 (`min_distance`), robustness at a radius (`check_robust`), a VNN-LIB property (`verify_vnnlib`; `advgap.verify` is
 the engine package) and the closest adversary a first-order attack finds (`closest_attack`). δ is an L∞ radius in
 the units of the inputs ([0, 1] pixels: 1/255 is one grey level); "adversarial for target t" means
-logit_t ≥ logit_label (`advgap.adversarial`) everywhere. Images may be given flat or in the network's input shape, e.g. (1, 28, 28) or a batch (B, 1, 28, 28).
+logit_t ≥ logit_label (`advgap.adversarial`) everywhere. Images may be given flat or in the network's input shape, e.g.
+(1, 28, 28), or as a batch (B, 1, 28, 28).
 """
 
 from __future__ import annotations
