@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "according to FGSM, PGD, FMN and AutoAttack")
     p.add_argument("--exact", action="store_true",
                    help="with --robust: also prove robustness with the exact engine where no attack refuted it")
-    p.add_argument("--images", metavar="N|A:B", help="with --robust: first N test images or indices A..B-1 (default all)")
+    p.add_argument("--images", metavar="N|A:B",
+                   help="with --robust: first N test images or indices A..B-1 (default: all)")
     p.add_argument("--timeout", type=float, metavar="S",
                    help=f"with --exact: engine seconds per image, all radii together (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--workers", type=int, metavar="N", help="with --robust: processes (default: one per CPU core)")
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     images, labels = load_mnist("test", args.data_dir)
     pixels = images[start:stop].reshape(stop - start, -1).astype(np.float64) / 255.0
     if net.n_inputs != pixels.shape[1]:
-        raise SpecError(f"{args.model}: the net takes {net.n_inputs} inputs, MNIST images have {pixels.shape[1]} pixels")
+        raise SpecError(f"{args.model}: the net takes {net.n_inputs} inputs, MNIST images have {pixels.shape[1]}")
     workers = default_workers() if args.workers is None else args.workers
     result = robust_accuracy(net, pixels, labels[start:stop].astype(np.int64), settings, workers=workers,
                              progress=not args.json)

@@ -20,6 +20,7 @@ starts are seeded by (seed, first image of the chunk), so results do not depend 
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import signal
 import time
@@ -72,7 +73,7 @@ class Settings:
         deltas = self.deltas
         if not deltas or any(not 0 < d <= 1 for d in deltas):  # NaN fails the comparison too
             raise SpecError(f"radii must lie in (0, 1] (pixel units: 1/255 is one grey level), got {list(deltas)}")
-        if any(b <= a for a, b in zip(deltas, deltas[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(deltas)):
             raise SpecError(f"radii must be distinct and increasing, got {list(deltas)}")
         if not self.timeout > 0:
             raise SpecError(f"timeout must be positive, got {self.timeout}")
@@ -219,7 +220,8 @@ def _run_chunk(net: ReluNet, model: torch.nn.Module, start: int, x: np.ndarray, 
     checks, seconds = 0, np.zeros(len(ATTACKS) + 1)
     if rows.size:
         seed = int(np.random.SeedSequence([s.seed, start]).generate_state(1)[0])
-        sub, points, seconds[:-1] = _refutations(model, torch.from_numpy(x[rows]), torch.from_numpy(labels[rows]), s, seed)
+        xs, ys = torch.from_numpy(x[rows]), torch.from_numpy(labels[rows])
+        sub, points, seconds[:-1] = _refutations(model, xs, ys, s, seed)
         refuted[:, rows] = sub
         for k, row in enumerate(rows):
             found = [p[k] for p in points if k in p]
@@ -255,7 +257,7 @@ def robust_accuracy(net: ReluNet, x: np.ndarray, labels: np.ndarray, settings: S
                     chunk: int = DEFAULT_CHUNK, progress: bool = False) -> RobustAccuracy:
     """Robust accuracy of `net` on inputs x (N, n) in [0, 1] with labels (N,) at each radius of `settings`.
 
-    workers: processes (1: this process); chunk: images per task; progress: a bar on stderr (images done).
+    workers: processes (1: this process); chunk: images per task; progress: a bar on stderr if it is a terminal.
     """
     started = time.perf_counter()
     x = np.asarray(x, dtype=np.float64).reshape(len(labels), -1)
@@ -270,7 +272,7 @@ def robust_accuracy(net: ReluNet, x: np.ndarray, labels: np.ndarray, settings: S
         raise SpecError(f"workers and chunk must be positive integers, got {workers!r}, {chunk!r}")
     tasks = [(k, x[k:k + chunk], labels[k:k + chunk]) for k in range(0, len(labels), chunk)]
     chunks: list[Chunk] = []
-    with tqdm(total=len(labels), unit="img", disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(total=len(labels), unit="img", disable=None if progress else True, dynamic_ncols=True) as bar:
         if workers == 1 or len(tasks) <= 1:
             threads = torch.get_num_threads()
             _init_worker(net, settings)
