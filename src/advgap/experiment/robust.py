@@ -8,11 +8,12 @@ misclassified image counts as not robust.
   runs once. An attack *refutes* δ when it found an adversarial point within δ at some radius <= δ (a point found
   at δ = 0.1 lies in the 0.2-box, so the attack's robust accuracy cannot grow with δ); an image an attack refuted
   is not attacked again at larger radii. FMN refutes δ when the norm it found is <= δ.
-- Exact (`exact=True`): every point an attack found is replayed through the ReLU net in float64 against the
-  robustness property (`Property.replay`); what is left open goes to the engine, `verify.api.check_robust`, by
-  bisection over the open radii: ROBUST at δ proves every smaller radius, a COUNTEREXAMPLE (replayed by the engine)
-  refutes every larger one, TIMEOUT/UNKNOWN settles nothing. `timeout` is the engine's budget per image over all
-  its radii; what it leaves open is reported as such: proven <= true robust accuracy <= not refuted.
+- Every point an attack found is replayed through the ReLU net in float64 against the robustness property
+  (`Property.replay`); an image no replayed point refutes at δ is *not refuted* there (the upper end).
+- Exact (`exact=True`): the radii left open go to the engine, `verify.api.check_robust`, by bisection over them:
+  ROBUST at δ proves every smaller radius, a COUNTEREXAMPLE (replayed by the engine) refutes every larger one,
+  TIMEOUT/UNKNOWN settles nothing. `timeout` is the engine's budget per image over all its radii; what it leaves
+  open is reported as such: proven <= true robust accuracy <= not refuted.
 
 Work is split into chunks of images, run in this process or in a pool of spawned processes; each chunk's random
 starts are seeded by (seed, first image of the chunk), so results do not depend on the number of workers.
@@ -77,6 +78,8 @@ class Settings:
             raise SpecError(f"radii must be distinct and increasing, got {list(deltas)}")
         if not self.timeout > 0:
             raise SpecError(f"timeout must be positive, got {self.timeout}")
+        if self.targets < 0 or self.square_queries < 0:
+            raise SpecError(f"targets and square_queries must be >= 0, got {self.targets}, {self.square_queries}")
 
 
 @dataclass(frozen=True)
