@@ -292,6 +292,8 @@ def robust_accuracy(net: ReluNet, x: np.ndarray, labels: np.ndarray, settings: S
                 for done in pool.imap_unordered(_task, tasks, chunksize=1):
                     chunks.append(done)
                     bar.update(len(done.correct))
+                pool.close()  # let the workers exit on their own: a terminated worker leaks its semaphores
+                pool.join()
     chunks.sort(key=lambda c: c.start)
     refuted = np.concatenate([c.refuted for c in chunks], axis=1)
     return RobustAccuracy(
