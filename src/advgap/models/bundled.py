@@ -1,6 +1,7 @@
 """The bundled nets and model specs: a bundled net by name (`vanilla`, `adversarial`) or a network file path.
 
-A net is stored as `<name>.npz` (advgap network file, with metadata) and `<name>.onnx` beside it.
+A net is stored as `<name>.npz` (advgap network file, with metadata) and `<name>.onnx` beside it. The ONNX modules
+are imported only for ONNX files: importing `onnx` takes most of a second.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from typing import Any
 
 from advgap.errors import ModelFormatError
 from advgap.formats.nnet import read_nnet
-from advgap.formats.onnx_import import load_onnx
 from advgap.models.netfile import load_net, save_net
-from advgap.models.onnx_export import save_onnx
 from advgap.verify.network import ReluNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -35,6 +34,8 @@ def load_model(spec: str | Path) -> tuple[ReluNet, dict[str, Any]]:
     if path.suffix == ".npz":
         return load_net(path)
     if path.suffix == ".onnx":
+        from advgap.formats.onnx_import import load_onnx
+
         return load_onnx(path).net, {}
     if path.suffix == ".nnet":
         return read_nnet(path), {}
@@ -46,6 +47,8 @@ def save_with_onnx(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> Path
     path = Path(path)
     if path.suffix != ".npz":
         raise ModelFormatError(f"{path}: a network file must end in .npz")
+    from advgap.models.onnx_export import save_onnx
+
     save_net(path, net, meta)
     onnx_path = path.with_suffix(".onnx")
     save_onnx(onnx_path, net)
