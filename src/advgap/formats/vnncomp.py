@@ -123,6 +123,8 @@ def read_instances(path: str | Path) -> list[Instance]:
         if len(row) != 3:
             raise DataError(f"{path}, line {lineno}: expected network,property,timeout_s")
         instances.append(Instance(row[0].strip(), row[1].strip(), _seconds(row[2], path, lineno)))
+    if not instances:
+        raise DataError(f"{path}: no instances")
     return instances
 
 

@@ -16,6 +16,7 @@ from advgap.verify.network import ReluNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 BUNDLED = ("vanilla", "adversarial")
+NETWORK_SUFFIXES = (".npz", ".onnx", ".nnet")  # the network file formats `load_model` reads
 
 
 def bundled_path(name: str, suffix: str = ".npz") -> Path:
@@ -39,7 +40,7 @@ def load_model(spec: str | Path) -> tuple[ReluNet, dict[str, Any]]:
         return load_onnx(path).net, {}
     if path.suffix == ".nnet":
         return read_nnet(path), {}
-    raise ModelFormatError(f"{path}: unsupported network file type {path.suffix!r} (use .npz, .onnx or .nnet)")
+    raise ModelFormatError(f"{path}: unsupported network file type {path.suffix!r} (use {', '.join(NETWORK_SUFFIXES)})")
 
 
 def save_with_onnx(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> Path:
