@@ -42,11 +42,11 @@ def expected(net: str, prop: int) -> str:
 def worker(engine: str, onnx: str, vnnlib: str, timeout: float) -> None:
     """Answer one instance with `engine` and print {"answer", "seconds", "detail"} as JSON (run in a subprocess).
 
-    `advgap.formats.vnncomp.solve` maps the verdict to an answer and replays counterexamples through onnxruntime.
+    `advgap.experiment.vnncomp.solve` maps the verdict to an answer and replays counterexamples through onnxruntime.
     """
-    from advgap.formats import vnncomp
-    from advgap.formats.network import load_network
+    from advgap.experiment import vnncomp
     from advgap.formats.vnnlib import read_vnnlib
+    from advgap.models.loader import load_network
 
     if engine == "marabou":
         from advgap.verify.marabou import marabou_check_property

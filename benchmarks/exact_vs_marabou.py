@@ -19,7 +19,7 @@ import numpy as np
 
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import AdvgapError
-from advgap.models.bundled import load_model
+from advgap.models.loader import load_network
 from advgap.verify.api import min_linf_distance
 from advgap.verify.crosscheck import cross_check
 from advgap.verify.marabou import marabou_min_linf_distance, require_maraboupy
@@ -73,7 +73,7 @@ def main() -> int:
             logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         require_maraboupy()
-        nets = {name: load_model(name)[0] for name in args.nets}
+        nets = {name: load_network(name).net for name in args.nets}
         images, labels = mnist_arrays("test")
         images = images.astype(np.float64)
         disagreements = [d for name, net in nets.items() for d in compare(name, net, images, labels, args)]

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from advgap.data.mnist import mnist_arrays
-from advgap.models.torchnet import from_torch, make_mlp
+from advgap.models.torch_import import from_torch
+from advgap.models.torchnet import make_mlp
 from advgap.models.train import PROFILES, Trainer
 
 

@@ -62,5 +62,5 @@ def test_finalize_clips_and_rechecks_success():
     claimed = torch.tensor([[0.0, 1.0], [0.55, 0.45]])
     result = finalize(model, x, claimed, torch.tensor([0.1, 0.1]), torch.tensor([0, 0]), None)
     torch.testing.assert_close(result.x_adv, torch.tensor([[0.5, 0.5], [0.55, 0.45]]))
-    assert result.success.tolist() == [False, False], "a tie at 0.5/0.5 is still class 0 (argmax takes the first)"
-    assert result.predicted.tolist() == [0, 0]
+    assert result.success.tolist() == [True, False], "a tie logit_1 = logit_0 is adversarial (logit_t >= logit_label)"
+    assert result.predicted.tolist() == [0, 0], "even though argmax still takes class 0"

@@ -5,7 +5,7 @@ import torch
 from advgap.attacks.evaluate import accuracies, evaluate
 from advgap.data import mnist_arrays
 from advgap.errors import ModelFormatError, SpecError
-from advgap.models.netfile import save_net
+from advgap.formats.netfile import save_net
 from advgap.verify.network import ReluNet
 
 

@@ -38,10 +38,11 @@ def test_bisection_returned_points_are_adversarial(trained_mlp):
     for attack in ("fgsm", "pgd"):
         result = bisect_min_delta(model, x, y, targets, attack=attack, steps=10, generator=torch.Generator())
         with torch.no_grad():
-            predicted = model(result.x_adv).argmax(dim=1)
+            logits = model(result.x_adv)
+        rows = torch.arange(len(y))
         found = torch.isfinite(result.delta)
         assert found.sum() > 20
-        assert torch.equal(predicted == targets, result.success)
+        assert torch.equal(logits[rows, targets] >= logits[rows, y], result.success)
         assert torch.equal(result.success, found)
         assert ((result.x_adv - x).abs().amax(dim=1)[found] <= result.delta[found] + 1e-6).all()
 
@@ -74,8 +75,12 @@ def test_fmn_on_trained_net_beats_fixed_delta_pgd(trained_mlp, targeted):
     targets = (y + 1) % 10 if targeted else None
     result = fmn(model, x, y, targets, steps=60)
     with torch.no_grad():
-        predicted = model(result.x_adv).argmax(dim=1)
-    expected = predicted == targets if targeted else predicted != y
+        logits = model(result.x_adv)
+    rows = torch.arange(len(y))
+    if targeted:
+        expected = logits[rows, targets] >= logits[rows, y]
+    else:
+        expected = logits.argmax(dim=1) != y  # no exact ties on a trained net in float32
     assert torch.equal(result.success, expected)
     assert result.success.float().mean() > 0.95
     assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1

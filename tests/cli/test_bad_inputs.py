@@ -1,7 +1,7 @@
 """Every subcommand against the shared set of broken files: one `advgap: error:` line, exit 2, stored results kept.
 
-`SLOTS` names, per subcommand, each place it takes a file and how to pass one there; a subcommand missing from it,
-or a network format missing from `NETWORK_SUFFIXES`'s cases, fails `test_every_subcommand_and_format_is_covered`.
+`SLOTS` names, per subcommand, each place it takes a file and how to pass one there. A subcommand missing from it,
+or a network format (`advgap.formats.network.SUFFIXES`) without cases, fails the coverage test.
 VNN-COMP runs are the exception by design: a broken network or property is that instance's `error` answer.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from advgap.cli import SUBCOMMANDS, main
 from advgap.experiment.store import FILENAME, ResultRow, ResultStore, RowStatus
-from advgap.models.bundled import NETWORK_SUFFIXES
+from advgap.formats.network import SUFFIXES as NETWORK_SUFFIXES
 from support import broken
 
 # (command, slot) -> argv given the broken path, the tiny benchmark folder and a folder with a stored run.

@@ -8,7 +8,7 @@ import pytest
 
 from advgap.cli import main
 from advgap.data import mnist_arrays
-from advgap.models.netfile import save_net
+from advgap.formats.netfile import save_net
 from advgap.verify.network import ReluNet
 
 

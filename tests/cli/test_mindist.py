@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from advgap.cli import main
-from advgap.models.netfile import save_net
+from advgap.formats.netfile import save_net
 from advgap.verify.network import ReluNet
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from advgap.cli import main
-from advgap.models.bundled import load_model
+from advgap.models.loader import load_network
 
 
 @pytest.fixture(autouse=True)
@@ -27,12 +27,13 @@ def test_train_vanilla_then_adversarial(shared_dir, tmp_path, capsys):
     ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt")]
     assert main([*args, *ckpt, "--out", str(adv)]) == 0
     assert (tmp_path / "ckpt" / "adversarial-tiny-seed3.pt").is_file()
-    net, meta = load_model(adv)
+    loaded = load_network(adv)
+    net, meta = loaded.net, loaded.meta
     assert meta["kind"] == "adversarial" and meta["seed"] == 3 and meta["init"] == str(van)
     assert 0.0 <= meta["test_accuracy_fgsm_0.2"] <= meta["test_accuracy_clean"] <= 1.0
     assert meta["attack"]["closed_form_gradient"] is True
     assert main([*args, *ckpt, "--out", str(again)]) == 0
-    assert (load_model(again)[0].weights[0] == net.weights[0]).all()
+    assert (load_network(again).net.weights[0] == net.weights[0]).all()
 
 
 def test_bad_init_is_one_error_line(tmp_path, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from advgap.cli import main, verify
-from advgap.formats import vnncomp
+from advgap.experiment import vnncomp
 from advgap.verify.result import CheckResult, Verdict
 
 

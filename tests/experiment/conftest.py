@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from advgap.data.mnist import mnist_arrays
-from advgap.models.netfile import save_net
-from advgap.models.torchnet import from_torch, make_mlp
+from advgap.formats.netfile import save_net
+from advgap.models.torch_import import from_torch
+from advgap.models.torchnet import make_mlp
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@ import pytest
 
 from advgap.errors import ConfigError
 from advgap.experiment.config import RunConfig
+from advgap.experiment.store import ResultStore
 
 
 @pytest.mark.parametrize(
@@ -34,3 +35,13 @@ def test_identity_ignores_selection_workers_and_folder_but_not_tolerance():
     assert RunConfig(images=(10, 50), workers=2, out="elsewhere").identity(hashes, data) == base
     assert RunConfig(tol=1e-2).identity(hashes, data) != base
     assert RunConfig(targets=(1, 2)).identity(hashes, data) != base
+
+
+def test_results_of_the_old_argmax_definition_are_not_mixed_with_new_ones(tmp_path):
+    """Stores written before `advgap.adversarial` (no 'adversarial' entry in the identity) are refused."""
+    new = RunConfig(workers=1).identity({"vanilla": "h"}, "d")
+    assert new["adversarial"] == "logit_target >= logit_label"
+    old = {k: v for k, v in new.items() if k != "adversarial"}
+    ResultStore.open(tmp_path, old).close()
+    with pytest.raises(ConfigError, match="adversarial: stored"):
+        ResultStore.open(tmp_path, new)

@@ -3,12 +3,12 @@ import pytest
 
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ModelFormatError
-from advgap.formats.network import load_network
+from advgap.formats.netfile import save_net
 from advgap.formats.nnet import write_nnet
+from advgap.formats.onnx_export import save_onnx
 from advgap.formats.onnx_import import OnnxReplayer
-from advgap.models.bundled import BUNDLED, bundled_path, load_model
-from advgap.models.netfile import save_net
-from advgap.models.onnx_export import save_onnx
+from advgap.models.bundled import BUNDLED, bundled_path
+from advgap.models.loader import load_network
 from advgap.verify.api import min_linf_distance
 from advgap.verify.network import ReluNet
 from advgap.verify.result import DistanceStatus
@@ -40,7 +40,6 @@ def test_other_formats_replay_through_the_relunet(tmp_path, net, suffix):
     loaded = load_network(path)
     x = RNG.uniform(size=3)
     np.testing.assert_array_equal(loaded.replay(x), net.forward(x))
-    np.testing.assert_array_equal(load_model(path)[0].forward(x), net.forward(x))
 
 
 def test_unknown_suffix_is_refused(tmp_path):
@@ -52,7 +51,7 @@ def test_unknown_suffix_is_refused(tmp_path):
 def test_bundled_net_survives_onnx_and_nnet_export_with_the_same_min_delta(tmp_path, shared_dir, name):
     if not bundled_path(name).is_file():
         pytest.skip(f"bundled net {name} is not trained yet")
-    net, _ = load_model(name)
+    net = load_network(name).net
     save_onnx(tmp_path / "n.onnx", net)
     write_nnet(tmp_path / "n.nnet", net)
     via_onnx, via_nnet = load_network(tmp_path / "n.onnx").net, load_network(tmp_path / "n.nnet").net

@@ -11,7 +11,8 @@ import torch
 from advgap.attacks.evaluate import accuracies
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ConfigError
-from advgap.models.torchnet import from_torch, make_mlp, to_torch
+from advgap.models.torch_import import from_torch
+from advgap.models.torchnet import make_mlp, to_torch
 from advgap.models.train import (
     PROFILES,
     BatchSource,

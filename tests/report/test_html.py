@@ -13,6 +13,7 @@ def test_report_and_summary_hold_the_stored_numbers(small_store, expected):
     assert "<script" not in page
     assert f"{expected['mean_px']['exact']:.2f}" in page  # mean minimal δ, exact
     assert "97.00%" in page and "95.00%" in page  # study's clean accuracy beside ours
+    assert "logit_t ≥ logit_label" in page, "the report states the one definition of adversarial for target t"
     summary = json.loads((small_store / "summary.json").read_text())
     entry = summary["models"]["vanilla"]
     assert entry["mean_minimal_px"]["fgsm"] == pytest.approx(expected["mean_px"]["fgsm"])

@@ -13,9 +13,9 @@ import numpy as np
 from onnx import numpy_helper
 
 from advgap.data.mnist import FILES
+from advgap.formats.netfile import save_net
 from advgap.formats.nnet import write_nnet
-from advgap.models.netfile import save_net
-from advgap.models.onnx_export import to_onnx
+from advgap.formats.onnx_export import to_onnx
 from advgap.verify.network import ReluNet
 
 # Defects every file kind has; network files also have "NaN weights", ONNX files "unsupported operator".

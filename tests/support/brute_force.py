@@ -80,3 +80,26 @@ def random_net(seed: int, n_inputs: int, hidden: tuple[int, ...], n_outputs: int
         for k in range(len(sizes) - 1)
     ]
     return ReluNet.from_layers(layers)
+
+
+def brute_force_feasible(net: ReluNet, lo: np.ndarray, hi: np.ndarray, A: np.ndarray, b: np.ndarray) -> bool:
+    """Whether some x in [lo, hi] has logits y with A @ y <= b (every row), by one LP per activation pattern."""
+    n = net.n_inputs
+    for bits in itertools.product([0, 1], repeat=sum(net.hidden_sizes)):
+        pattern = np.split(np.array(bits, dtype=bool), np.cumsum(net.hidden_sizes)[:-1])
+        pre, m, c = _pattern_affine(net, pattern)
+        rows, lower, upper = [], [], []
+        for (pm, pc), active in zip(pre, pattern, strict=True):
+            for j in range(len(pc)):
+                rows.append(np.append(pm[j], 0.0))
+                lower.append(-pc[j] if active[j] else -np.inf)
+                upper.append(np.inf if active[j] else -pc[j])
+        for a_row, b_k in zip(A, b, strict=True):
+            rows.append(np.append(a_row @ m, 0.0)), lower.append(-np.inf), upper.append(b_k - a_row @ c)
+        for i in range(n):
+            e = np.zeros(n + 1)
+            e[i] = 1.0
+            rows.append(e), lower.append(lo[i]), upper.append(hi[i])
+        if np.isfinite(_solve_lp(n, np.array(rows), np.array(lower), np.array(upper))):
+            return True
+    return False

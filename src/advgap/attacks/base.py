@@ -6,20 +6,21 @@
   its previous mode afterwards.
 - δ is an L∞ radius in pixel units of [0, 1] (δ = k/255 is k grey levels): a float for the whole batch or a
   tensor (B,) per sample. The adversarial point always lies in the δ-box around x intersected with [0, 1]^n.
-- Success is re-checked on the returned point, never taken from the attack's bookkeeping: targeted means the
-  model's argmax is the target, untargeted that it differs from the label.
+- Success is re-checked on the returned point, never taken from the attack's bookkeeping, under advgap's one
+  definition (`advgap.adversarial`): targeted means logit_target ≥ logit_label, untargeted that this holds for
+  some class other than the label.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from advgap.adversarial import is_adversarial
 from advgap.errors import SpecError
+from advgap.models.torchnet import eval_mode
 
 Delta = float | torch.Tensor
 
@@ -86,20 +87,9 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, delta: torch.Tensor) -> torch.
     return torch.clamp(torch.minimum(torch.maximum(x_adv, x - radius), x + radius), 0.0, 1.0)
 
 
-def is_success(predicted: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
-    """Targeted: predicted == target; untargeted: predicted != label."""
-    return predicted == targets if targets is not None else predicted != labels
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run `model` in eval mode, restoring its previous train/eval mode on exit."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+def is_success(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    """(B,) bool: the logits are adversarial for their target, or for any class but the label (`advgap.adversarial`)."""
+    return is_adversarial(logits, labels, targets)
 
 
 def finalize(
@@ -113,5 +103,5 @@ def finalize(
     """Clip x_adv to the δ-box and [0, 1], re-run the model on it and package the re-checked result."""
     x_adv = project(x_adv.detach(), x, delta)
     with eval_mode(model), torch.no_grad():
-        predicted = model(x_adv).argmax(dim=1)
-    return AttackResult(x_adv, is_success(predicted, labels, targets), predicted, delta)
+        logits = model(x_adv)
+    return AttackResult(x_adv, is_success(logits, labels, targets), logits.argmax(dim=1), delta)

@@ -14,7 +14,7 @@ from torch import nn
 from advgap.attacks.gradient import fgsm
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import SpecError
-from advgap.models.bundled import load_model
+from advgap.models.loader import load_network
 from advgap.models.torchnet import to_torch
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def accuracies(
 def evaluate(spec: str, fgsm_delta: float = DEFAULT_FGSM_DELTA, data_dir: str | Path | None = None) -> Evaluation:
     """Evaluate the net `spec` ('vanilla', 'adversarial' or a .npz path) on the 10,000 MNIST test images."""
     inputs, labels = mnist_arrays("test", data_dir)
-    net, _ = load_model(spec)
+    net = load_network(spec).net
     if net.n_inputs != inputs.shape[1]:
         raise SpecError(f"{spec}: the net takes {net.n_inputs} inputs, MNIST images have {inputs.shape[1]} pixels")
     model = to_torch(net)

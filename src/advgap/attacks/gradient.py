@@ -1,13 +1,14 @@
 """Sign-gradient attacks at a fixed L∞ radius δ: PGD (iterated FGSM) and FGSM, one implementation.
 
-Each step moves every pixel by `step_size` in the direction of the sign of the cross-entropy gradient — up the
-loss of the true label (untargeted) or down the loss of the target class (targeted) — then clips to the δ-box
-around x and to [0, 1]. FGSM is PGD with a single step of size δ from x itself (no random start).
+Each step moves every pixel by `step_size` in the direction of the sign of the gradient of the attack's loss, then
+clips to the δ-box around x and to [0, 1]. FGSM is PGD with a single step of size δ from x itself (no random start).
 
-The sign is taken from ∇ of L_c(z) = logsumexp_{k≠c} z_k − z_c rather than of CE(z, c) = softplus(L_c(z)): per
-sample the two gradients differ by the positive factor sigmoid(L_c), so their signs agree exactly, but in float32
-CE saturates (1 − p_c rounds to 0 once the logit margin exceeds ≈ 17, sigmoid(L_c) underflows below ≈ −87) and
-then yields a wrong or zero sign, while L_c does not.
+Untargeted, the loss is the cross-entropy of the true label, whose gradient sign is taken from
+L_c(z) = logsumexp_{k≠c} z_k − z_c rather than from CE(z, c) = softplus(L_c(z)): per sample the two gradients differ
+by the positive factor sigmoid(L_c), so their signs agree exactly, but in float32 CE saturates (1 − p_c rounds to 0
+once the logit margin exceeds ≈ 17, sigmoid(L_c) underflows below ≈ −87) and then yields a wrong or zero sign,
+while L_c does not. Targeted, the loss is the margin z_t − z_c itself (`advgap.adversarial.margin`): the attack
+climbs exactly the quantity whose sign decides success, so its per-target δ answers the exact engine's question.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import math
 import torch
 from torch import nn
 
+from advgap.adversarial import margin
 from advgap.attacks.base import AttackResult, Delta, eval_mode, finalize, is_success, per_sample, prepare_batch, project
+from advgap.attacks.registry import DEFAULT_PGD_STEPS
 from advgap.errors import SpecError
 
-DEFAULT_STEPS = 40
 STEP_SIZE_FACTOR = 2.5
 
 
@@ -38,7 +40,7 @@ def pgd(
     delta: Delta,
     *,
     targets: torch.Tensor | None = None,
-    steps: int = DEFAULT_STEPS,
+    steps: int = DEFAULT_PGD_STEPS,
     step_size: Delta | None = None,
     random_start: bool = True,
     generator: torch.Generator | None = None,
@@ -46,7 +48,7 @@ def pgd(
     """Projected gradient descent / iterated FGSM in the L∞ box of radius δ around x (see `attacks.base`).
 
     delta: L∞ radius in pixel units of [0, 1], a float or a (B,) tensor.
-    targets: (B,) classes to reach (targeted: descend CE to the target), or None (untargeted: ascend CE of labels).
+    targets: (B,) classes to reach (targeted: ascend logit_t − logit_label), or None (untargeted: ascend CE of labels).
     steps: number of sign-gradient steps (default 40).
     step_size: per-step move of each pixel, in pixel units (float or (B,)); default 2.5 * δ / steps.
     random_start: start from a point drawn uniformly in the δ-box (clipped to [0, 1]) instead of x.
@@ -65,22 +67,20 @@ def pgd(
         x_adv = project(x + (2 * noise - 1) * delta.unsqueeze(1), x, delta)
     else:
         x_adv = x.clone()
-    goal = labels if targets is None else targets
-    sign = 1.0 if targets is None else -1.0
     last_adversarial = x_adv
     ever = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     with eval_mode(model), torch.enable_grad():
         for k in range(steps + 1):
             x_adv.requires_grad_(True)
             logits = model(x_adv)
-            success = is_success(logits.argmax(dim=1), labels, targets)
+            success = is_success(logits, labels, targets)
             last_adversarial = torch.where(success.unsqueeze(1), x_adv.detach(), last_adversarial)
             ever |= success
             if k == steps:
                 break
-            loss = ce_sign_loss(logits, goal).sum()
-            (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = project(x_adv.detach() + sign * step.unsqueeze(1) * grad.sign(), x, delta)
+            loss = ce_sign_loss(logits, labels) if targets is None else margin(logits, labels, targets)
+            (grad,) = torch.autograd.grad(loss.sum(), x_adv)
+            x_adv = project(x_adv.detach() + step.unsqueeze(1) * grad.sign(), x, delta)
     return finalize(model, x, torch.where(ever.unsqueeze(1), last_adversarial, x_adv), delta, labels, targets)
 
 

@@ -13,13 +13,14 @@ from typing import Literal
 import torch
 from torch import nn
 
+from advgap.adversarial import margin as adversarial_margin
 from advgap.attacks.base import AttackResult, eval_mode, finalize, is_success, per_sample, prepare_batch
-from advgap.attacks.gradient import DEFAULT_STEPS, fgsm, pgd
+from advgap.attacks.gradient import fgsm, pgd
+from advgap.attacks.registry import DEFAULT_FMN_STEPS, DEFAULT_PGD_STEPS, DEFAULT_TOLERANCE
 from advgap.errors import SpecError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOLERANCE = 1e-3
 
 
 def bisect_min_delta(
@@ -30,7 +31,7 @@ def bisect_min_delta(
     *,
     attack: Literal["fgsm", "pgd"] = "fgsm",
     tol: float = DEFAULT_TOLERANCE,
-    steps: int = DEFAULT_STEPS,
+    steps: int = DEFAULT_PGD_STEPS,
     generator: torch.Generator | None = None,
 ) -> AttackResult:
     """Per-sample bisection on δ ∈ [0, 1] for the smallest δ at which `attack` succeeds, all samples batched.
@@ -84,7 +85,7 @@ def fmn(
     labels: torch.Tensor,
     targets: torch.Tensor | None = None,
     *,
-    steps: int = 100,
+    steps: int = DEFAULT_FMN_STEPS,
     step_size: float = 1.0,
     final_step_size: float | None = None,
     gamma: float = 0.05,
@@ -92,8 +93,8 @@ def fmn(
 ) -> AttackResult:
     """Fast Minimum-Norm attack, L∞ (Pintor et al., NeurIPS 2021), batched; returns the smallest δ found per sample.
 
-    The attack keeps a per-sample radius ε and a perturbation inside it. Each step it ascends the logit margin
-    (target logit minus the largest other logit, or largest non-label logit minus the label logit when untargeted)
+    The attack keeps a per-sample radius ε and a perturbation inside it. Each step it ascends the logit margin of
+    `advgap.adversarial.margin` (target logit minus the label's, or the largest non-label logit minus the label's)
     by a gradient step of L2 length α, then projects onto the ε-box and [0, 1]. ε shrinks by a factor (1 - γ)
     (never above the best norm found) while the point is adversarial, grows by (1 + γ) while it is not once an
     adversarial point was found, and before that jumps to the linear estimate ‖δ‖∞ + |margin| / ‖∇margin‖₁ of the
@@ -121,7 +122,7 @@ def fmn(
         for k in range(steps + 1):
             x_cur = (x + pert).requires_grad_(True)
             logits = model(x_cur)
-            adversarial = is_success(logits.argmax(dim=1), labels, targets)
+            adversarial = is_success(logits, labels, targets)
             norm = pert.abs().amax(dim=1)
             better = adversarial & (norm < best_norm)
             best_norm = torch.where(better, norm, best_norm)
@@ -129,7 +130,7 @@ def fmn(
             found |= adversarial
             if k == steps:
                 break
-            margin = _margin(logits, labels, targets)
+            margin = adversarial_margin(logits, labels, targets)
             (grad,) = torch.autograd.grad(margin.sum(), x_cur)
             cosine = (1 + math.cos(math.pi * k / steps)) / 2
             alpha = alpha_end + (step_size - alpha_end) * cosine
@@ -145,14 +146,6 @@ def fmn(
             pert = (x + pert).clamp(0.0, 1.0) - x
     final = finalize(model, x, x_best, per_sample(best_norm, x), labels, targets)
     return _min_norm_result(final, found)
-
-
-def _margin(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
-    """Per-sample logit margin, positive exactly when the attack's goal is met (up to ties)."""
-    key = labels if targets is None else targets
-    own = logits.gather(1, key.unsqueeze(1)).squeeze(1)
-    others = logits.scatter(1, key.unsqueeze(1), -math.inf).amax(dim=1)
-    return others - own if targets is None else own - others
 
 
 def _min_norm_result(result: AttackResult, found: torch.Tensor) -> AttackResult:

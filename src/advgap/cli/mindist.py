@@ -13,9 +13,10 @@ from tqdm import tqdm
 from advgap.cli.options import check_seconds, parse_images
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ConfigError
-from advgap.models.bundled import load_model
-from advgap.verify.api import ENGINES, min_linf_distance
+from advgap.models.loader import load_network
+from advgap.verify.api import min_linf_distance
 from advgap.verify.crosscheck import cross_check
+from advgap.verify.engines import ENGINE_NAMES
 from advgap.verify.result import DistanceResult
 
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--images", default="0:10", metavar="N|A:B", help="first N test images or indices A..B-1")
     p.add_argument("--target", type=int,
                    help="one target class, images of that label skipped (default: the closest over all classes)")
-    p.add_argument("--engine", choices=ENGINES, default="native", help="exact engine (default native)")
+    p.add_argument("--engine", choices=ENGINE_NAMES, default="native", help="exact engine (default native)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per image (default 60)")
     p.add_argument("--tol", type=float, default=1e-3, help="certified interval width in δ units (default 1e-3)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
@@ -65,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
     check_seconds(args.timeout)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    net, _ = load_model(args.model)
+    net = load_network(args.model).net
     if args.target is not None and not 0 <= args.target < net.n_outputs:
         raise ConfigError(f"--target {args.target}: the net has classes 0..{net.n_outputs - 1}")
     images, labels = mnist_arrays("test", args.data_dir)
     start, stop = parse_images(args.images)
     if not 0 <= start < stop <= len(images):
         raise ConfigError(f"--images {args.images}: indices must lie in [0, {len(images)}]")
-    other = next(e for e in ENGINES if e != args.engine)
+    other = next(e for e in ENGINE_NAMES if e != args.engine)
     disagreements = 0
     for index in tqdm(range(start, stop), desc="mindist", unit="image", disable=args.no_progress, file=sys.stderr):
         x, label = images[index].astype(np.float64), int(labels[index])

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from advgap.cli.options import parse_images
 from advgap.errors import ConfigError
-from advgap.experiment.config import ATTACKS, ENGINES, N_CLASSES, N_TEST, RunConfig, default_workers
+from advgap.experiment.config import ATTACKS, N_CLASSES, N_TEST, RunConfig, default_workers
 from advgap.experiment.runner import run_experiment
 from advgap.experiment.store import FILENAME
 from advgap.report.html import build_report
+from advgap.verify.engines import ENGINE_NAMES
 
 DEFAULT_IMAGES = 100
 
@@ -38,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chosen.add_argument("--all", action="store_true", help=f"all {N_TEST} test images")
     p.add_argument("--targets", default=None, metavar="T,T,...",
                    help="target classes (default: all 10; each image skips its own label)")
-    p.add_argument("--engine", default="native", choices=ENGINES, help="exact engine (default: native)")
-    p.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated subset of fgsm,pgd,fmn (default: all)")
+    p.add_argument("--engine", default="native", choices=ENGINE_NAMES, help="exact engine (default: native)")
+    p.add_argument("--attacks", default=",".join(ATTACKS),
+                   help=f"comma-separated subset of {','.join(ATTACKS)} (default: all)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per exact distance (default: 60)")
     p.add_argument("--tol", type=float, default=1e-3, help="tolerance on δ, in [0,1] units (default: 1e-3)")

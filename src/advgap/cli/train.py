@@ -12,7 +12,8 @@ from advgap.attacks.evaluate import accuracies
 from advgap.cli.options import check_output, check_seed
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ConfigError
-from advgap.models.bundled import load_model, save_with_onnx
+from advgap.models.bundled import save_with_onnx
+from advgap.models.loader import load_network
 from advgap.models.torchnet import to_torch
 from advgap.models.train import KINDS, PROFILES, Trainer, get_profile
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     init = None
     if args.kind == "adversarial":
-        init, _ = load_model(args.init or "vanilla")
+        init = load_network(args.init or "vanilla").net
     trainer = Trainer(
         args.kind, profile, args.seed, mnist_arrays("train", args.data_dir), init=init,
         checkpoint_dir=args.checkpoint_dir, fast=not args.reference_attack,

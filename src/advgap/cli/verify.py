@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from advgap.cli.options import check_output, check_seconds
-from advgap.formats.network import load_network
-from advgap.formats.vnncomp import answer
+from advgap.experiment.vnncomp import answer
 from advgap.formats.vnnlib import format_assignment
+from advgap.models.loader import load_network
 
 # Kept back from the time limit for the engine's last step, replay, output and interpreter exit (about 0.1 s without
 # torch, which `verify` never imports): the engine gets `timeout * (1 - RESERVE_FRACTION) - EXIT_RESERVE_S` from the

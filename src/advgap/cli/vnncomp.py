@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from advgap.cli.options import check_output
-from advgap.formats.vnncomp import comparison_table, read_expected, read_instances, run_instances, summarize
+from advgap.experiment.vnncomp import comparison_table, read_expected, read_instances, run_instances, summarize
 
 EPILOG = """\
 each instance gets the timeout of instances.csv, counted from reading its property (networks are loaded once).

@@ -10,13 +10,13 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from advgap.data.mnist import FILES, MnistFile, md5_of
 from advgap.errors import DataError
+from advgap.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +55,18 @@ def download(dest_dir: str | Path | None = None, base_url: str = DEFAULT_BASE_UR
 def _fetch(url: str, target: Path, spec: MnistFile, timeout: float) -> None:
     """Stream `url` into a temp file, check the md5, then atomically replace `target`."""
     log.info("downloading %s", url)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.gz_name}.", suffix=".part")
-    tmp = Path(tmp_name)
     try:
         digest = hashlib.md5()
         size = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with atomic_write(target) as out, urllib.request.urlopen(url, timeout=timeout) as response:
             for chunk in iter(lambda: response.read(_CHUNK), b""):
                 size += len(chunk)
                 if size > _MAX_BYTES:
                     raise DataError(f"{url}: more than {_MAX_BYTES} bytes, not an MNIST file")
                 digest.update(chunk)
                 out.write(chunk)
-        if digest.hexdigest() != spec.md5_gz:
-            raise DataError(f"{url}: md5 {digest.hexdigest()} differs from the official {spec.md5_gz}")
-        os.replace(tmp, target)
+            if digest.hexdigest() != spec.md5_gz:
+                raise DataError(f"{url}: md5 {digest.hexdigest()} differs from the official {spec.md5_gz}")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise DataError(f"{url}: download failed ({exc})") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("%s: %d bytes, md5 ok", target, size)

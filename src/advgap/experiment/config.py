@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advgap.adversarial import DEFINITION
+from advgap.attacks.registry import ATTACK_NAMES, DEFAULT_FMN_STEPS, DEFAULT_PGD_STEPS
 from advgap.errors import ConfigError
+from advgap.verify.engines import ENGINE_NAMES
 
-ENGINES = ("native", "marabou")
-ATTACKS = ("fgsm", "pgd", "fmn")
+ATTACKS = ATTACK_NAMES
 METHODS = (*ATTACKS, "exact")
 N_TEST = 10_000
 N_INPUTS = 784  # MNIST 28×28
@@ -28,8 +30,8 @@ MAX_SEED = 2**64  # numpy's and torch's seeds are unsigned 64-bit integers
 class AttackParams:
     """Fixed parameters of the first-order attacks (part of a run's identity)."""
 
-    pgd_steps: int = 40  # sign-gradient steps per PGD attempt (step 2.5·δ/steps, random start)
-    fmn_steps: int = 100  # FMN iterations
+    pgd_steps: int = DEFAULT_PGD_STEPS  # sign-gradient steps per PGD attempt (step 2.5·δ/steps, random start)
+    fmn_steps: int = DEFAULT_FMN_STEPS  # FMN iterations
 
     def as_dict(self) -> dict[str, Any]:
         return {"pgd_steps": self.pgd_steps, "fmn_steps": self.fmn_steps}
@@ -72,8 +74,8 @@ class RunConfig:
             raise ConfigError(f"targets must be classes 0 to {N_CLASSES - 1}, got {list(self.targets)}")
         if len(set(self.targets)) != len(self.targets):
             raise ConfigError(f"a target is listed twice: {list(self.targets)}")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"unknown engine {self.engine!r} (use one of {', '.join(ENGINES)})")
+        if self.engine not in ENGINE_NAMES:
+            raise ConfigError(f"unknown engine {self.engine!r} (use one of {', '.join(ENGINE_NAMES)})")
         unknown = [a for a in self.attacks if a not in ATTACKS]
         if unknown:
             raise ConfigError(f"unknown attack {unknown[0]!r} (use any of {', '.join(ATTACKS)})")
@@ -98,6 +100,7 @@ class RunConfig:
     def identity(self, model_hashes: dict[str, str], data_hash: str) -> dict[str, Any]:
         """What a stored row depends on; `model_hashes` maps each model's store name to the hash of its weights."""
         return {
+            "adversarial": DEFINITION,
             "models": dict(model_hashes),
             "targets": sorted(self.targets),
             "engine": self.engine,

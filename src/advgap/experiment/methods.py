@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from advgap import __version__
-from advgap.attacks import bisect_min_delta, fmn
 from advgap.attacks.evaluate import DEFAULT_FGSM_DELTA, accuracies
+from advgap.attacks.registry import AttackSettings, get_attack
 from advgap.experiment.config import RunConfig
 from advgap.experiment.store import ModelRow, ResultRow, RowStatus
 from advgap.models.torchnet import to_torch
@@ -42,12 +42,8 @@ def attack_rows(method: str, model_net: nn.Module, model: str, images: np.ndarra
     ys = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     ts = torch.from_numpy(np.asarray(targets, dtype=np.int64))
     params = config.attack_params
-    if method == "fmn":
-        result = fmn(model_net, xs, ys, ts, steps=params.fmn_steps)
-    else:
-        generator = torch.Generator().manual_seed(seed)
-        result = bisect_min_delta(model_net, xs, ys, ts, attack=method, tol=config.tol, steps=params.pgd_steps,
-                                  generator=generator)
+    settings = AttackSettings(tol=config.tol, pgd_steps=params.pgd_steps, fmn_steps=params.fmn_steps, seed=seed)
+    result = get_attack(method).run(model_net, xs, ys, ts, settings)
     seconds = (time.perf_counter() - start) / len(images)
     perturbations = (result.x_adv - xs).numpy()
     rows = []

@@ -30,8 +30,9 @@ from advgap.experiment import methods
 from advgap.experiment.config import N_CLASSES, N_INPUTS, RunConfig
 from advgap.experiment.signals import held_signals, release_in_worker
 from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RowStatus
-from advgap.models.bundled import BUNDLED, load_model
-from advgap.verify.marabou import require_maraboupy
+from advgap.models.bundled import BUNDLED
+from advgap.models.loader import load_network
+from advgap.verify.engines import get_engine
 from advgap.verify.network import ReluNet
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ def load_models(specs: tuple[str, ...]) -> list[Model]:
     """Load each model by bundled name or network file path (stored under the file's stem); check it fits MNIST."""
     models = []
     for spec in specs:
-        net, meta = load_model(spec)
+        network = load_network(spec)
+        net, meta = network.net, network.meta
         if (net.n_inputs, net.n_outputs) != (N_INPUTS, N_CLASSES):
             raise ModelFormatError(f"{spec}: net maps {net.n_inputs} inputs to {net.n_outputs} classes, "
                                    f"MNIST needs {N_INPUTS} to {N_CLASSES}")
@@ -251,8 +253,7 @@ def run_experiment(config: RunConfig, progress: bool = True) -> RunSummary:
     identity = config.identity({m.name: m.sha256 for m in models}, data_hash(images, labels))
     selection = range(*config.images)
     with ResultStore.open(config.out, identity) as store:
-        if config.engine == "marabou":
-            require_maraboupy()  # fail before any work, not in every task
+        get_engine(config.engine).require()  # fail before any work, not in every task
         session = store.begin_session(f"{selection.start}:{selection.stop}", config.workers)
         known = {row.model for row in store.models()}
         plans = []

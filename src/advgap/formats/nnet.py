@@ -14,14 +14,13 @@ readers also apply is not part of the ReluNet: the two agree on inputs inside th
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from advgap.errors import ModelFormatError
+from advgap.files import atomic_write
 from advgap.verify.network import ReluNet
 
 
@@ -90,15 +89,8 @@ def write_nnet(path: str | Path, net: ReluNet, comment: str = "written by advgap
     for w, b in zip(net.weights, net.biases, strict=True):
         lines += [_line(row) for row in w.tolist()]
         lines += [_line([v]) for v in b.tolist()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        fh.write(("\n".join(lines) + "\n").encode("utf-8"))
 
 
 def _line(values: list[float] | list[int]) -> str:

@@ -87,6 +87,8 @@ class OnnxReplayer:
         self._input_shape = _input_shape(inp)
         self._dtype = _INPUT_DTYPES[inp.type.tensor_type.elem_type]
         self.n_inputs = int(np.prod(self._input_shape))
+        # one sample's shape: the leading dimension is the batch when there is more than one
+        self.input_shape = self._input_shape[1:] if len(self._input_shape) > 1 else self._input_shape
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Logits of one input (n_inputs,) or a batch (batch, n_inputs), computed by onnxruntime."""

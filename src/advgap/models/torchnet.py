@@ -1,6 +1,12 @@
-"""Explicit conversions between `ReluNet` (numpy) and a torch `nn.Sequential` of Linear/ReLU layers."""
+"""The study's torch MLP: build one, copy a `ReluNet` into it, run a module in eval mode.
+
+The other direction, any supported torch module to a `ReluNet`, is `advgap.models.torch_import.from_torch`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -30,9 +36,12 @@ def to_torch(net: ReluNet, dtype: torch.dtype = torch.float32) -> nn.Sequential:
     return model.eval()
 
 
-def from_torch(model: nn.Sequential) -> ReluNet:
-    """The ReluNet of a Sequential of Linear layers with ReLU between them."""
-    linears = [m for m in model if isinstance(m, nn.Linear)]
-    return ReluNet.from_layers(
-        [(lin.weight.detach().cpu().double().numpy(), lin.bias.detach().cpu().double().numpy()) for lin in linears]
-    )
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run `model` in eval mode, restoring its previous train/eval mode on exit."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

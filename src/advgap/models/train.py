@@ -25,9 +25,7 @@ input gradient of the targeted CE written out by hand with the same kernels auto
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,7 +38,9 @@ from torch import nn
 from tqdm import tqdm
 
 from advgap.errors import ConfigError
-from advgap.models.torchnet import from_torch, make_mlp, to_torch
+from advgap.files import atomic_write
+from advgap.models.torch_import import from_torch
+from advgap.models.torchnet import make_mlp, to_torch
 from advgap.verify.network import ReluNet
 
 log = logging.getLogger(__name__)
@@ -257,15 +257,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write the checkpoint atomically (temporary file, then rename)."""
         assert self.checkpoint_path is not None
-        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.checkpoint_path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(self._state(), fh)
-            os.replace(tmp, self.checkpoint_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self.checkpoint_path) as fh:
+            torch.save(self._state(), fh)
 
     def _restore(self, path: Path) -> None:
         try:

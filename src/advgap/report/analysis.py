@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from advgap.attacks.registry import ATTACK_NAMES, REGISTRY
 from advgap.experiment.config import N_CLASSES
 from advgap.experiment.store import ModelRow, ResultStore, RowStatus
 
 PX = 255.0
-ATTACKS = ("fgsm", "pgd", "fmn")
-METHOD_LABELS = {"fgsm": "FGSM", "pgd": "PGD", "fmn": "FMN", "exact": "exact"}
+ATTACKS = ATTACK_NAMES
+METHOD_LABELS = {**{name: attack.label for name, attack in REGISTRY.items()}, "exact": "exact"}
+STUDY_ATTACK = "fgsm"  # the study's figures compare FGSM with the exact perturbation
 # The study's reported numbers, shown beside ours: accuracies (fractions) and mean minimal δ (pixels).
 STUDY = {
     "vanilla": {"clean_accuracy": 0.97, "fgsm_accuracy": 0.14, "mean_min_px": 6.0},
@@ -95,7 +97,7 @@ class ModelData:
         exact = self.pairs.delta["exact"][certified]
         return np.maximum(self.pairs.delta[attack][certified] - exact, 0.0) / exact
 
-    def cosine(self, attack: str = "fgsm") -> np.ndarray:
+    def cosine(self, attack: str = STUDY_ATTACK) -> np.ndarray:
         """Cosine similarity of the attack's and the exact perturbation, per pair where both are non-zero."""
         a = self.pairs.perturbation[attack].astype(np.float64)
         b = self.pairs.perturbation["exact"].astype(np.float64)

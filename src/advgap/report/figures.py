@@ -19,9 +19,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from advgap.report.analysis import METHOD_LABELS, PX, STUDY, ModelData, mean_minimal_px
+from advgap.report.analysis import ATTACKS, METHOD_LABELS, PX, STUDY, STUDY_ATTACK, ModelData, mean_minimal_px
 
-COLORS = {"fgsm": "tab:orange", "pgd": "tab:green", "fmn": "tab:purple", "exact": "tab:blue"}
+COLORS = {**dict(zip(ATTACKS, ("tab:orange", "tab:green", "tab:purple", "tab:red", "tab:brown"), strict=False)),
+          "exact": "tab:blue"}
 N_EXAMPLES = 4
 BIN_WIDTHS = (1, 2, 5, 10, 20, 25, 50)  # pixels; the smallest giving at most MAX_BINS bins
 MAX_BINS = 20
@@ -60,7 +61,7 @@ def cosine_histogram(data: ModelData, path: Path) -> Path:
             continue
         drawn = True
         label = f"{METHOD_LABELS[attack]} (median {np.median(values):.2f}, n={len(values)})"
-        if attack == "fgsm":
+        if attack == STUDY_ATTACK:
             ax.hist(values, bins=bins, color=COLORS[attack], alpha=0.75, label=label)
         else:
             ax.hist(values, bins=bins, histtype="step", linewidth=1.6, color=COLORS[attack], label=label)
@@ -91,7 +92,7 @@ def perturbation_heatmaps(data: ModelData, path: Path, n: int = N_EXAMPLES) -> P
     for image in images:
         rows = np.flatnonzero(pairs.image == image)
         chosen.append(rows[np.argmin(pairs.delta["exact"][rows])])
-    shown = ("fgsm", "exact") if "fgsm" in data.methods else ("exact",)
+    shown = (STUDY_ATTACK, "exact") if STUDY_ATTACK in data.methods else ("exact",)
     side = round(math.sqrt(pairs.perturbation["exact"].shape[1]))
     scale = max(float(np.max(np.abs(pairs.perturbation[m][chosen]))) for m in shown) or 1.0
     fig, axes = plt.subplots(len(shown), len(images), figsize=(2.3 * len(images) + 0.8, 2.5 * len(shown)),
@@ -114,7 +115,7 @@ def perturbation_heatmaps(data: ModelData, path: Path, n: int = N_EXAMPLES) -> P
 def minimal_delta_bins(data: ModelData, path: Path) -> Path:
     """Left: images per bin of minimal δ in pixels, FGSM beside exact. Right: fraction robust vs δ, all methods."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    compared = [m for m in ("fgsm", "exact") if m in data.methods]
+    compared = [m for m in (STUDY_ATTACK, "exact") if m in data.methods]
     # An image a method did not reach at δ = 1 counts as 255 px, as in the means.
     values = {m: np.where(np.isfinite(v := data.minimal(m)), v, 1.0) * PX for m in data.methods}
     if not len(data.images):
@@ -150,7 +151,7 @@ def minimal_delta_bins(data: ModelData, path: Path) -> Path:
 
 def mean_minimal_bars(models: Sequence[ModelData], path: Path) -> Path:
     """Mean minimal δ in pixels per net and method, with the study's values marked."""
-    methods = [m for m in ("fgsm", "pgd", "fmn", "exact") if any(m in d.methods for d in models)]
+    methods = [m for m in (*ATTACKS, "exact") if any(m in d.methods for d in models)]
     fig, ax = plt.subplots(figsize=(2.2 + 1.8 * len(models), 4))
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from advgap import __version__
+from advgap.adversarial import DESCRIPTION
 from advgap.experiment.store import ResultStore
 from advgap.report import analysis
-from advgap.report.analysis import METHOD_LABELS
+from advgap.report.analysis import ATTACKS, METHOD_LABELS
 from advgap.report.figures import Figure, render_all
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def _page(summary: dict[str, Any], figures: list[Figure]) -> str:
         f'<p class="note">advgap {html.escape(__version__)}, generated '
         f"{datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}, {html.escape(chosen)}. "
         "δ is an L∞ radius; pixels = δ·255. Study values in grey italics.</p>",
+        f'<p class="note">{html.escape(DESCRIPTION)} Attacks and the exact engine use this one definition, '
+        "so each per-target pair compares the same distance.</p>",
         "<h2>Test accuracy</h2>",
         _accuracy_table(models),
         "<h2>Mean minimal δ (pixels)</h2>",
@@ -123,7 +126,7 @@ def _accuracy_table(models: dict[str, Any]) -> str:
 
 
 def _minimal_table(models: dict[str, Any]) -> str:
-    methods = [m for m in ("fgsm", "pgd", "fmn", "exact") if any(m in e["mean_minimal_px"] for e in models.values())]
+    methods = [m for m in (*ATTACKS, "exact") if any(m in e["mean_minimal_px"] for e in models.values())]
     rows = []
     for name, m in models.items():
         study = m["study"] or {}
@@ -145,7 +148,7 @@ def _minimal_table(models: dict[str, Any]) -> str:
 
 
 def _gap_table(models: dict[str, Any]) -> str:
-    attacks = [a for a in ("fgsm", "pgd", "fmn") if any(a in e["median_relative_gap"] for e in models.values())]
+    attacks = [a for a in ATTACKS if any(a in e["median_relative_gap"] for e in models.values())]
     rows = []
     for name, m in models.items():
         cells = [(name, ""), (str(m["pairs"]), "")]

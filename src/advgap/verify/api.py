@@ -1,7 +1,6 @@
 """The verification layer's entry points: check a property, check robustness, find the minimal L∞ distance.
 
-Engines: "native" (attack, CROWN bounds, β-CROWN-style branch and bound, HiGHS; see `advgap.verify.native`) and
-"marabou" (the study's method: complete Marabou queries, bisection on δ; optional extra `advgap[marabou]`).
+Each takes `engine=`, a name known to `advgap.verify.engines` ("native" or "marabou").
 """
 
 from __future__ import annotations
@@ -9,20 +8,21 @@ from __future__ import annotations
 import numpy as np
 
 from advgap.errors import SpecError
-from advgap.verify.distance import native_min_linf_distance
-from advgap.verify.native import check_property
+from advgap.verify.engines import get_engine
 from advgap.verify.network import ReluNet
 from advgap.verify.result import CheckResult, DistanceResult
-from advgap.verify.spec import robustness_spec
+from advgap.verify.spec import Property, robustness_spec
 
-ENGINES = ("native", "marabou")
+__all__ = ["check_property", "check_robust", "min_linf_distance"]
 
-__all__ = ["ENGINES", "check_property", "check_robust", "min_linf_distance"]
+
+def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, engine: str = "native") -> CheckResult:
+    """Is there x in the property's box whose logits satisfy one of its terms? (COUNTEREXAMPLE carries x.)"""
+    return get_engine(engine).check_property(net, prop, timeout)
 
 
 def _validate(net: ReluNet, x: np.ndarray, label: int, target: int | None, engine: str) -> np.ndarray:
-    if engine not in ENGINES:
-        raise SpecError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+    get_engine(engine)
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     if x.shape[0] != net.n_inputs:
         raise SpecError(f"image has {x.shape[0]} values, the network expects {net.n_inputs}")
@@ -52,11 +52,7 @@ def check_robust(
     x = _validate(net, x, label, target, engine)
     targets = None if target is None else [target]
     prop = robustness_spec(x, label, delta, net.n_outputs, targets)
-    if engine == "marabou":
-        from advgap.verify.marabou import marabou_check_property
-
-        return marabou_check_property(net, prop, timeout)
-    return check_property(net, prop, timeout)
+    return get_engine(engine).check_property(net, prop, timeout)
 
 
 def min_linf_distance(
@@ -85,8 +81,4 @@ def min_linf_distance(
     x = _validate(net, x, label, target, engine)
     if not (isinstance(workers, int) and workers >= 1):
         raise SpecError(f"workers must be a positive integer, got {workers!r}")
-    if engine == "marabou":
-        from advgap.verify.marabou import marabou_min_linf_distance
-
-        return marabou_min_linf_distance(net, x, label, target, timeout, tol)
-    return native_min_linf_distance(net, x, label, target, timeout, tol, workers)
+    return get_engine(engine).min_linf_distance(net, x, label, target, timeout, tol, workers)

@@ -24,7 +24,7 @@ from enum import Enum
 
 import numpy as np
 
-from advgap.verify.bounds import LayerBounds
+from advgap.verify.bounds import LayerBounds, back_substitute
 from advgap.verify.milp import AffineReluProblem, max_affine_relu_lp
 from advgap.verify.network import ReluNet
 from advgap.verify.spec import Term
@@ -133,19 +133,19 @@ class SplitRelaxation:
     def backward(self, nodes: Nodes, obj: Objective, relaxed_forward: bool = True) -> Relaxation:
         """Bounds of a batch of nodes with their current (α, β), and what the subgradient and branching need
         (ẑ only with `relaxed_forward`: bounds alone skip that pass)."""
-        nu = np.array(obj.coef, dtype=np.float64)
-        kappa = np.array(obj.const, dtype=np.float64, copy=True)
         nus, slopes, icpts = [None] * self.depth, [None] * self.depth, [None] * self.depth
-        for k in reversed(range(self.depth)):
+
+        def relax(k: int, nu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            # an upper bound of g: the upper line where the coefficient is >= 0, α elsewhere; split neurons fixed
             phase, free = nodes.phase[k], (nodes.phase[k] == 0) & self.unstable[k]
             positive = nu >= 0
             fixed_on = (phase > 0) | ((phase == 0) & self.active[k])
             slope = np.where(fixed_on, 1.0, np.where(free, np.where(positive, self.slope[k], nodes.alpha[k]), 0.0))
             icpt = np.where(free & positive, -self.slope[k] * self.lower[k], 0.0)
-            zeta = nu * slope + phase * nodes.beta[k]
-            kappa += (nu * icpt).sum(axis=1) + zeta @ self.net.biases[k]
             nus[k], slopes[k], icpts[k] = nu, slope, icpt
-            nu = zeta @ self.net.weights[k]
+            return slope, icpt, phase * nodes.beta[k]
+
+        nu, kappa = back_substitute(self.net, np.asarray(obj.coef, dtype=np.float64), obj.const, self.depth - 1, relax)
         corner = np.where(nu > 0, obj.hi, obj.lo)
         bound = kappa + np.einsum("bi,bi->b", nu, corner)
         zhat, h = [], corner

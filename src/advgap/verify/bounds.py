@@ -11,6 +11,7 @@ they are exact real-arithmetic bounds up to float64 rounding, which the engine a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,39 @@ def relu_relaxation(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, n
     return low_slope, up_slope, up_icpt
 
 
+# relax(k, nu) -> (slope, intercept, shift): h_{k+1} = relu(z_k) is replaced by slope·z_k + intercept (a bound valid
+# in the direction of nu's signs), and `shift` (β terms of split neurons, or 0) is added to the coefficient of z_k.
+Relax = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray | float]]
+
+
+def back_substitute(net: ReluNet, nu: np.ndarray, kappa: np.ndarray, top: int, relax: Relax) -> tuple[
+        np.ndarray, np.ndarray]:
+    """The one CROWN back-substitution: rewrite nu·h_{top+1} + kappa as nu′·x + kappa′, layer by layer.
+
+    nu: (..., n_top) coefficients on the outputs of hidden layer `top` (any leading batch dimensions), kappa the
+    matching constants. Each hidden layer k = top, …, 0 is relaxed by `relax(k, nu)` (see `Relax`), then its affine
+    map z_k = W_k h_k + b_k is substituted. Returns the input coefficients and constants.
+    """
+    kappa = np.array(kappa, dtype=np.float64, copy=True)
+    for k in range(top, -1, -1):
+        slope, icpt, shift = relax(k, nu)
+        zeta = nu * slope + shift
+        kappa += (nu * icpt).sum(axis=-1) + zeta @ net.biases[k]
+        nu = (zeta.reshape(-1, zeta.shape[-1]) @ net.weights[k]).reshape(*zeta.shape[:-1], -1)
+    return nu, kappa
+
+
+def crown_relax(bounds: LayerBounds) -> Relax:
+    """CROWN's relaxation for a lower bound: the lower line where the coefficient is ≥ 0, the upper line elsewhere."""
+
+    def relax(k: int, nu: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        low_slope, up_slope, up_icpt = relu_relaxation(bounds.lower[k], bounds.upper[k])
+        positive = nu >= 0
+        return np.where(positive, low_slope, up_slope), np.where(positive, 0.0, up_icpt), 0.0
+
+    return relax
+
+
 def backward_lower(
     net: ReluNet,
     bounds: LayerBounds,
@@ -57,17 +91,8 @@ def backward_lower(
     must cover the hidden layers before it.
     """
     lam = np.array(coeffs, dtype=np.float64)
-    const = np.zeros(lam.shape[0])
-    for j in range(layer, -1, -1):
-        const += lam @ net.biases[j]
-        lam = lam @ net.weights[j]
-        if j == 0:
-            break
-        low_slope, up_slope, up_icpt = relu_relaxation(bounds.lower[j - 1], bounds.upper[j - 1])
-        positive = lam >= 0
-        const += np.where(positive, 0.0, lam * up_icpt).sum(axis=1)
-        lam = np.where(positive, lam * low_slope, lam * up_slope)
-    return const + box_min(lam, lo, hi)
+    nu, kappa = back_substitute(net, lam @ net.weights[layer], lam @ net.biases[layer], layer - 1, crown_relax(bounds))
+    return kappa + box_min(nu, lo, hi)
 
 
 def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> LayerBounds:

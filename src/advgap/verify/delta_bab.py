@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from advgap.adversarial import margin
 from advgap.verify.bab import SOUNDNESS_MARGIN, Nodes, Objective, SplitRelaxation
 from advgap.verify.bounds import LayerBounds
 from advgap.verify.milp import min_radius_affine_relu_lp
@@ -59,10 +60,15 @@ def reach_radius(nu: np.ndarray, kappa: np.ndarray, x0: np.ndarray, limit: float
     return np.where(f0 >= level, 0.0, delta)
 
 
+def target_margins(net: ReluNet, point: np.ndarray, label: int, targets: Sequence[int]) -> np.ndarray:
+    """`advgap.adversarial.margin` of `point` for each of `targets` (>= 0: adversarial for that target)."""
+    logits = np.tile(net.forward(point), (len(targets), 1))
+    return margin(logits, np.full(len(targets), label), np.asarray(targets))
+
+
 def closest_target(net: ReluNet, point: np.ndarray, label: int, targets: Sequence[int]) -> int:
     """The target whose logit at `point` lies highest above the label's."""
-    logits = net.forward(point)
-    return max(targets, key=lambda t: logits[t] - logits[label])
+    return int(targets[int(np.argmax(target_margins(net, point, label, targets)))])
 
 
 @dataclass
@@ -129,8 +135,7 @@ class DeltaSearch:
     def _offer(self, point: np.ndarray, shrink: Shrink | None) -> None:
         """Make `point` the witness if it replays as adversarial for some target and is closer."""
         point = np.clip(point, 0.0, 1.0)
-        logits = self.net.forward(point)
-        if logits[self.targets].max() < logits[self.label]:
+        if target_margins(self.net, point, self.label, self.targets).max() < 0:
             return
         inc = self.incumbent
         distance = float(np.abs(point - self.x0).max())

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advgap.verify.bab import SOUNDNESS_MARGIN
-from advgap.verify.bounds import LayerBounds, relu_relaxation
+from advgap.verify.bounds import LayerBounds, back_substitute, relu_relaxation
 from advgap.verify.falsify import input_gradient
 from advgap.verify.network import ReluNet
 from advgap.verify.result import Verdict
@@ -132,18 +132,16 @@ def _backward(
     row), upper slopes and intercepts (B, n_j). Returns the input coefficients (B, R, n) and constants (B, R);
     appends to `nus`, if given, the coefficients on each hidden layer's outputs (last layer first).
     """
-    batch, rows = const.shape
-    const = const.copy()
-    for j in range(layer - 1, -1, -1):
+
+    def lower_relax(j: int, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         low, up, icpt = relax[j]
         if nus is not None:
             nus.append(lam)
-        neg = np.minimum(lam, 0.0)
-        const += np.einsum("brn,bn->br", neg, icpt)
-        lam = (lam - neg) * (low if low.ndim == 3 else low[:, None, :]) + neg * up[:, None, :]
-        const += lam @ net.biases[j]
-        lam = (lam.reshape(batch * rows, -1) @ net.weights[j]).reshape(batch, rows, -1)
-    return lam, const
+        positive = lam >= 0
+        low = low if low.ndim == 3 else low[:, None, :]
+        return np.where(positive, low, up[:, None, :]), np.where(positive, 0.0, icpt[:, None, :]), 0.0
+
+    return back_substitute(net, lam, const, layer - 1, lower_relax)
 
 
 def _symbolic_step(
@@ -429,11 +427,10 @@ class _Search:
 
     def accept(self, point: np.ndarray) -> bool:
         """Record `point` if it replays in float64 inside the box as satisfying a term of the property."""
-        point = np.clip(point, self.prop.lo, self.prop.hi)
-        hit = self.prop.violated_by(point, self.net.forward(point))
-        if hit is not None:
-            self.found = (point, hit)
-        return hit is not None
+        found = self.prop.replay(self.net.forward, point)
+        if found is not None:
+            self.found = found
+        return found is not None
 
     def accept_any(self, points: np.ndarray, values: np.ndarray) -> bool:
         """Try the points whose value is <= 0, most violating first."""

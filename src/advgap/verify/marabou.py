@@ -120,13 +120,6 @@ class MarabouWorker:
         self._discard()
 
 
-def _replay(net: ReluNet, prop: Property, point: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """The point clipped into the box and the index of a term it satisfies in float64, or None."""
-    x = np.clip(point, prop.lo, prop.hi)
-    hit = prop.violated_by(x, net.forward(x))
-    return None if hit is None else (x, hit)
-
-
 def _term_order(net: ReluNet, prop: Property) -> list[int]:
     """Term indices, the one closest to holding at the box centre first."""
     y = net.forward((prop.lo + prop.hi) / 2)
@@ -151,10 +144,10 @@ def check_with_worker(net: ReluNet, prop: Property, timeout: float, worker: Mara
             break
         code, point = worker.solve(net, prop, k, 0.0, deadline)
         if code == "sat":
-            found = _replay(net, prop, point)
+            found = prop.replay(net.forward, point)
             if found is None:
                 code, point = worker.solve(net, prop, k, REPLAY_MARGIN, deadline)
-                found = _replay(net, prop, point) if code == "sat" else None
+                found = prop.replay(net.forward, point) if code == "sat" else None
             if found is not None:
                 x, hit = found
                 return CheckResult(

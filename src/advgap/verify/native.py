@@ -80,10 +80,8 @@ def _decide_term(
 
 def replayed_term(net: ReluNet, prop: Property, point: np.ndarray | None) -> int | None:
     """Index of the term the point satisfies, replayed in float64 inside the box, or None."""
-    if point is None:
-        return None
-    point = np.clip(point, prop.lo, prop.hi)
-    return prop.violated_by(point, net.forward(point))
+    found = None if point is None else prop.replay(net.forward, point)
+    return None if found is None else found[1]
 
 
 @single_threaded_blas

@@ -7,7 +7,7 @@ properties take; the study's robustness query is the special case built by `robu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +56,16 @@ class Property:
             return None
         return next((k for k, term in enumerate(self.terms) if term.holds(y, tol)), None)
 
+    def replay(self, forward: Callable[[np.ndarray], np.ndarray], point: np.ndarray) -> tuple[np.ndarray, int] | None:
+        """The one counterexample replay: `point` clipped into the box, run through `forward` in float64.
+
+        Returns (the clipped point, the index of the first term its outputs satisfy), or None. Every counterexample
+        an engine reports has passed this.
+        """
+        x = np.clip(np.asarray(point, dtype=np.float64), self.lo, self.hi)
+        hit = self.violated_by(x, np.asarray(forward(x), dtype=np.float64))
+        return None if hit is None else (x, hit)
+
 
 def linf_box(x: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
     """The L∞ box of radius `delta` around x intersected with [0, 1]^n."""
@@ -69,6 +79,8 @@ def robustness_spec(
     x: np.ndarray, label: int, delta: float, n_outputs: int, targets: Sequence[int] | None = None
 ) -> Property:
     """The study's query: is there x' in the δ-box ∩ [0,1]^n with logit_t(x') >= logit_label(x') for a target t?
+
+    That is advgap's one definition of adversarial for target t (`advgap.adversarial`), as property rows.
 
     `targets` defaults to every class but `label`. Term k reads `y_label - y_t <= 0` and is named 'target t'.
     """

@@ -40,7 +40,7 @@ from enum import Enum
 import highspy
 import numpy as np
 
-from advgap.verify.bounds import LayerBounds, backward_lower, crown_bounds, relu_relaxation
+from advgap.verify.bounds import LayerBounds, back_substitute, backward_lower, crown_bounds, relu_relaxation
 from advgap.verify.milp import new_highs
 from advgap.verify.network import ReluNet
 
@@ -198,21 +198,16 @@ def alpha_pass(
     The gradient is a forward pass of each row's relaxed net at its minimising corner: ∂bound/∂α_ji = m_ji ẑ_ji,
     m the bound's coefficient on h_j and ẑ the relaxed pre-activation there (Danskin; zero where m < 0).
     """
-    lam, const = coeffs, np.zeros(coeffs.shape[0])
     ms, slopes, icpts = [np.empty(0)] * k, [np.empty(0)] * k, [np.empty(0)] * k
-    for j in range(k, 0, -1):
-        const += lam @ net.biases[j]
-        m = lam @ net.weights[j]
-        low, up_slope, up_icpt = relu_relaxation(lowers[j - 1], uppers[j - 1])
-        low = np.where(_unstable(lowers[j - 1], uppers[j - 1]), alphas[j - 1], low)
+
+    def relax(j: int, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        low, up_slope, up_icpt = relu_relaxation(lowers[j], uppers[j])
+        low = np.where(_unstable(lowers[j], uppers[j]), alphas[j], low)
         positive = m >= 0
-        slopes[j - 1] = np.where(positive, low, up_slope)
-        icpts[j - 1] = np.where(positive, 0.0, up_icpt)
-        ms[j - 1] = m
-        const += (m * icpts[j - 1]).sum(axis=1)
-        lam = m * slopes[j - 1]
-    const += lam @ net.biases[0]
-    a = lam @ net.weights[0]
+        ms[j], slopes[j], icpts[j] = m, np.where(positive, low, up_slope), np.where(positive, 0.0, up_icpt)
+        return slopes[j], icpts[j], 0.0
+
+    a, const = back_substitute(net, coeffs @ net.weights[k], coeffs @ net.biases[k], k - 1, relax)
     corner = np.where(a >= 0, lo, hi)
     bound = const + (a * corner).sum(axis=1)
     grads = []

@@ -7,8 +7,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from advgap.models.onnx_export import save_onnx, to_onnx
-from advgap.models.torchnet import from_torch, make_mlp
+from advgap.formats.onnx_export import save_onnx, to_onnx
+from advgap.models.torch_import import from_torch
+from advgap.models.torchnet import make_mlp
 
 
 def run_onnx(path, x: np.ndarray) -> np.ndarray:

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from advgap.errors import AdvgapError, DataError, SpecError
-from advgap.formats.network import LoadedNetwork, load_network
+from advgap.formats.network import Network
 from advgap.formats.vnnlib import ParseTimeout, read_vnnlib
+from advgap.models.loader import load_network
 from advgap.verify.api import check_property
 from advgap.verify.result import Verdict
 from advgap.verify.spec import Property
@@ -71,7 +72,7 @@ class Expected:
     columns: dict[str, str] = field(default_factory=dict)
 
 
-def check_dimensions(network: LoadedNetwork, prop: Property, prop_source: str) -> None:
+def check_dimensions(network: Network, prop: Property, prop_source: str) -> None:
     """SpecError unless the property's X and Y variables match the network's inputs and outputs."""
     n_y = prop.terms[0].A.shape[1]
     if prop.lo.size != network.net.n_inputs or n_y != network.net.n_outputs:
@@ -81,7 +82,7 @@ def check_dimensions(network: LoadedNetwork, prop: Property, prop_source: str) -
         )
 
 
-def answer(network: LoadedNetwork, prop_path: str | Path, deadline: float) -> Outcome:
+def answer(network: Network, prop_path: str | Path, deadline: float) -> Outcome:
     """Read the property at `prop_path` and answer it on `network` by `deadline` (time.monotonic()); reading the
     file counts against the deadline. SpecError if the file is malformed or does not fit the network."""
     try:
@@ -92,7 +93,7 @@ def answer(network: LoadedNetwork, prop_path: str | Path, deadline: float) -> Ou
     return solve(network, prop, deadline)
 
 
-def solve(network: LoadedNetwork, prop: Property, deadline: float) -> Outcome:
+def solve(network: Network, prop: Property, deadline: float) -> Outcome:
     """Answer `prop` on `network` by `deadline` (time.monotonic()); counterexamples are replayed by `network`."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -108,12 +109,11 @@ def solve(network: LoadedNetwork, prop: Property, deadline: float) -> Outcome:
     x = result.counterexample
     y = network.replay(x)
     tol = network.replay_rtol * max(1.0, float(np.max(np.abs(y))))
-    term = prop.terms[result.term]
-    in_box = bool(np.all(x >= prop.lo) and np.all(x <= prop.hi))
-    if not (in_box and term.holds(y, tol)):
-        log.warning("counterexample for term %r does not replay through %s", term.name, network.source)
+    hit = prop.violated_by(x, y, tol)
+    if hit is None:
+        log.warning("counterexample for %r does not replay through %s", prop.terms[result.term].name, network.source)
         return Outcome(Answer.UNKNOWN, f"{detail}; counterexample failed replay through {network.source}")
-    return Outcome(Answer.VIOLATED, f"{detail}; term {term.name}", x, y)
+    return Outcome(Answer.VIOLATED, f"{detail}; term {prop.terms[hit].name}", x, y)
 
 
 def read_instances(path: str | Path) -> list[Instance]:
@@ -149,7 +149,7 @@ def run_instances(directory: str | Path, instances: Iterable[Instance]) -> Itera
     Seconds count from reading the property to the replayed answer; network loading is not counted.
     """
     directory = Path(directory)
-    networks: dict[str, LoadedNetwork | AdvgapError] = {}
+    networks: dict[str, Network | AdvgapError] = {}
     for inst in instances:
         if inst.network not in networks:
             try:

@@ -6,14 +6,13 @@ built with `onnx.helper` so it needs neither torch nor an exporter.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from advgap.files import atomic_write
 from advgap.verify.network import ReluNet
 
 OPSET = 13
@@ -47,12 +46,5 @@ def to_onnx(net: ReluNet, name: str = "advgap-mlp") -> onnx.ModelProto:
 def save_onnx(path: str | Path, net: ReluNet) -> None:
     """Write `net` as an ONNX file, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(to_onnx(net, path.stem).SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        fh.write(to_onnx(net, path.stem).SerializeToString())

@@ -8,8 +8,6 @@ alone, so the verifier never needs torch to load a net.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from advgap.errors import ModelFormatError
+from advgap.files import atomic_write
 from advgap.verify.network import ReluNet
 
 
@@ -28,15 +27,8 @@ def save_net(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> None:
         arrays[f"W{k}"] = w
         arrays[f"b{k}"] = b
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, **arrays)
 
 
 def load_net(path: str | Path) -> tuple[ReluNet, dict[str, Any]]:

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from advgap.errors import DataError, SpecError
-from advgap.formats import vnncomp
-from advgap.formats.network import LoadedNetwork
-from advgap.formats.vnncomp import (
+from advgap.experiment import vnncomp
+from advgap.experiment.vnncomp import (
     Answer,
     Instance,
     InstanceResult,
@@ -17,6 +16,7 @@ from advgap.formats.vnncomp import (
     solve,
     summarize,
 )
+from advgap.formats.network import Network
 from advgap.verify.network import ReluNet
 from advgap.verify.result import CheckResult, Verdict
 from advgap.verify.spec import Property, Term
@@ -34,21 +34,21 @@ def test_counterexample_failing_replay_is_unknown(monkeypatch):
     monkeypatch.setattr(
         vnncomp, "check_property", lambda net, prop, timeout: CheckResult(Verdict.COUNTEREXAMPLE, 0.1, "stub", x, 0)
     )
-    honest = solve(LoadedNetwork(NET, NET.forward, "net"), PROP, time.monotonic() + 5)
+    honest = solve(Network(NET, NET.forward, "net", (NET.n_inputs,)), PROP, time.monotonic() + 5)
     assert honest.answer is Answer.VIOLATED and np.array_equal(honest.y, [1.0, 0.0])
-    lying = solve(LoadedNetwork(NET, lambda v: np.array([0.0, 1.0]), "net"), PROP, time.monotonic() + 5)
+    lying = solve(Network(NET, lambda v: np.array([0.0, 1.0]), "net", (NET.n_inputs,)), PROP, time.monotonic() + 5)
     assert lying.answer is Answer.UNKNOWN and "failed replay" in lying.detail
 
 
 def test_no_time_left_is_a_timeout_without_calling_the_engine(monkeypatch):
     monkeypatch.setattr(vnncomp, "check_property", None)
-    assert solve(LoadedNetwork(NET, NET.forward, "net"), PROP, time.monotonic() - 1).answer is Answer.TIMEOUT
+    assert solve(Network(NET, NET.forward, "net", (NET.n_inputs,)), PROP, time.monotonic() - 1).answer is Answer.TIMEOUT
 
 
 def test_dimension_mismatch():
     wide = Property(np.zeros(3), np.ones(3), PROP.terms)
     with pytest.raises(SpecError, match=r"p\.vnnlib has 3 inputs and 2 outputs, net has 2 and 2"):
-        check_dimensions(LoadedNetwork(NET, NET.forward, "net"), wide, "p.vnnlib")
+        check_dimensions(Network(NET, NET.forward, "net", (NET.n_inputs,)), wide, "p.vnnlib")
 
 
 def test_summary_counts_solved_wrong_unsolved_and_unchecked():
