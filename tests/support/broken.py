@@ -65,7 +65,7 @@ def _nan_weights(path: Path) -> None:
     else:
         _write_valid_net(path)
         lines = path.read_text().splitlines()
-        lines[7] = "nan," + lines[7].split(",", 1)[1]  # the first weight row follows the 7 header records
+        lines[8] = "nan," + lines[8].split(",", 1)[1]  # the first weight row: after a comment and 7 header records
         path.write_text("\n".join(lines) + "\n")
 
 

@@ -149,6 +149,7 @@ class ResultStore:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{folder}: cannot create the output folder ({exc.strerror})") from exc
+        _refuse_foreign(folder / FILENAME)  # before the lock file is made: a foreign folder is left as it was
         lock = _lock(folder)
         try:
             store = cls._connect(folder / FILENAME, lock)
@@ -173,11 +174,11 @@ class ResultStore:
         path = Path(folder) / FILENAME
         if not path.is_file():
             raise ConfigError(f"{path}: no results store (run `advgap run --out {folder}` first)")
+        _refuse_foreign(path)
         return cls._connect(path)
 
     @classmethod
     def _connect(cls, path: Path, lock: int | None = None) -> ResultStore:
-        _refuse_foreign(path)
         try:
             db = sqlite3.connect(path, timeout=30.0)
             db.execute("PRAGMA journal_mode=WAL")
