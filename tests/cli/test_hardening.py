@@ -202,7 +202,7 @@ def test_9_mindist_refuses_nan_and_keeps_its_time_limit_per_image():
     assert_refused(advgap("mindist", "--timeout", "nan"), "--timeout must be a positive number")
     proc = advgap("mindist", "--model", "adversarial", "--images", "2:3", "--timeout", "1", "--json", "--no-progress")
     row = json.loads(proc.stdout)
-    assert row["status"] == "timeout" and row["seconds"] <= 1.05 + LOAD_SLACK_S, row  # it takes more than 10 s
+    assert row["status"] == "timeout" and row["seconds"] <= 1.05 + LOAD_SLACK_S, row  # it takes 2-4 s
 
 
 def test_10_mindist_skips_and_reports_images_whose_label_is_the_target():
