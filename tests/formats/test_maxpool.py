@@ -8,6 +8,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from advgap.cli import main
 from advgap.errors import ModelFormatError
 from advgap.formats.onnx_import import load_onnx, onnx_to_relunet
 from advgap.verify.api import min_linf_distance
@@ -163,16 +164,39 @@ def test_torch_exports_of_pooling_nets_match_torch(tmp_path, pool):
     np.testing.assert_allclose(model.net.forward(xs), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_max_pool_net_has_the_reference_min_distance(tmp_path):
-    """The engine's certified distance on a torch max-pooling net contains an independent big-M MILP's."""
+@pytest.fixture(scope="module")
+def small_max_pool_net(tmp_path_factory):
+    """A torch conv + max-pool net exported to ONNX, an image and its closest adversary's distance by an
+    independent big-M MILP."""
     torch.manual_seed(11)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 2), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
                               torch.nn.Linear(8, 3))
-    relunet = load_onnx(export(net, (1, 5, 5), tmp_path / "net.onnx")).net
-    x = RNG.uniform(size=25)
+    path = export(net, (1, 5, 5), tmp_path_factory.mktemp("small") / "net.onnx")
+    relunet = load_onnx(path).net
+    x = np.random.default_rng(2).uniform(size=25)
     label = int(relunet.predict(x))
     reference = min(milp_min_distance(relunet, x, label, t) for t in range(3) if t != label)
-    result = min_linf_distance(relunet, x, label, timeout=60, tol=1e-3)
     assert np.isfinite(reference)
+    return path, relunet, x, label, reference
+
+
+def test_max_pool_net_has_the_reference_min_distance(small_max_pool_net):
+    _, net, x, label, reference = small_max_pool_net
+    result = min_linf_distance(net, x, label, timeout=60, tol=1e-3)
     assert result.lower - 1e-6 <= reference <= result.upper + 1e-6
     assert result.upper - result.lower <= 1e-3 * (1 + 1e-6)
+
+
+@pytest.mark.parametrize(("factor", "answer"), [(0.9, "holds"), (1.1, "violated")])
+def test_verify_answers_robustness_properties_on_the_max_pool_net(small_max_pool_net, tmp_path, capsys, factor,
+                                                                  answer):
+    path, _, x, label, reference = small_max_pool_net
+    eps = factor * reference
+    lines = [f"(declare-const X_{i} Real)" for i in range(25)] + [f"(declare-const Y_{j} Real)" for j in range(3)]
+    for i, (lo, hi) in enumerate(zip(np.clip(x - eps, 0, 1).tolist(), np.clip(x + eps, 0, 1).tolist(), strict=True)):
+        lines += [f"(assert (>= X_{i} {lo!r}))", f"(assert (<= X_{i} {hi!r}))"]
+    others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(3) if j != label)
+    prop = tmp_path / "robust.vnnlib"
+    prop.write_text("\n".join([*lines, f"(assert (or {others}))", ""]))
+    assert main(["verify", str(path), str(prop), "--timeout", "30"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == answer
