@@ -12,7 +12,7 @@ from advgap.cli import main
 from advgap.errors import ModelFormatError
 from advgap.formats.onnx_import import load_onnx, onnx_to_relunet
 from advgap.verify.api import min_linf_distance
-from advgap.verify.bounds import crown_bounds
+from advgap.verify.bounds import backward_lower, crown_bounds
 from support.milp_reference import milp_min_distance
 
 RNG = np.random.default_rng(7)
@@ -108,6 +108,25 @@ def test_max_tree_layers_and_stable_pass_throughs(tmp_path):
     for k in (1, 2):
         pass_through = slice(net.hidden_sizes[k] // 2, None)  # after the differences
         assert np.all(bounds.lower[k][pass_through] >= 0)
+
+
+def test_engine_bounds_on_the_encoding_contain_the_exact_range(tmp_path):
+    """Sound bounds on the max tree: on random boxes, CROWN's bounds on the pooled values (the net's outputs)
+    contain every sampled value and the exact maximum, max over the window of its ReLUs' maxima."""
+    nodes, inits = conv_pool({"kernel_shape": [2, 2], "strides": [2, 2]})
+    net = load_onnx(save(tmp_path, nodes, inits, [1, 1, 5, 5])).net
+    window_of = np.arange(32).reshape(2, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(8, 4)  # channel, rows, cols
+    last, eye = len(net.weights) - 1, np.eye(net.n_outputs)
+    for _ in range(10):
+        x, eps = RNG.uniform(size=25), RNG.uniform(0.02, 0.3)
+        lo, hi = np.clip(x - eps, 0, 1), np.clip(x + eps, 0, 1)
+        bounds = crown_bounds(net, lo, hi)
+        lower = backward_lower(net, bounds, eye, last, lo, hi)
+        upper = -backward_lower(net, bounds, -eye, last, lo, hi)
+        conv_max = np.maximum(bounds.upper[0], 0)  # layer 0 is the convolution: its box bounds are exact
+        samples = net.forward(RNG.uniform(lo, hi, size=(2000, 25)))
+        assert np.all(samples >= lower - 1e-9) and np.all(samples <= upper + 1e-9)
+        assert np.all(conv_max[window_of].max(axis=1) <= upper + 1e-9)
 
 
 def test_max_pool_on_the_input_passes_inputs_through(tmp_path):

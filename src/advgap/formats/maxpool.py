@@ -88,15 +88,15 @@ def _level(windows: np.ndarray, table: np.ndarray, const: np.ndarray, signed_bas
     width = len(bias)
     # the new values: per window and pair, the carried value (b, or the unpaired a) plus relu(a − b) if paired
     keep = a >= 0
-    source = np.where(paired, b, a)[keep]
+    source = np.searchsorted(carried, np.where(paired, b, a)[keep])
     check_dense(len(source), width, layers.bytes)
     new_table = np.zeros((len(source), width))
-    new_table[:, n_pairs:] = plan.rebuilt(np.searchsorted(carried, source))
+    new_table[:, n_pairs:] = plan.rebuilt(source)
     pair_slot = np.full(a.shape, -1)
     pair_slot[paired] = np.arange(n_pairs)
     has_pair = pair_slot[keep] >= 0
     new_table[np.flatnonzero(has_pair), pair_slot[keep][has_pair]] += 1.0
-    new_const = plan.rebuilt_const(np.searchsorted(carried, source))
+    new_const = plan.rebuilt_const(source)
     new_windows = np.full(a.shape, -1)
     new_windows[keep] = np.arange(len(source))
     return new_windows, new_table, new_const, outputs
@@ -142,7 +142,8 @@ class _Carry:
         return np.zeros(len(self._which()))
 
     def rebuilt(self, carried: np.ndarray) -> np.ndarray:
-        """Rows over the pass-through neurons reproducing the carried values `carried` (indices into `values`)."""
+        """Rows over the pass-through neurons reproducing the carried values with indices `carried` in
+        `values`."""
         which, signs = self._which(), self._signs()
         if self.columns is None:
             return (which[None, :] == carried[:, None]) * signs[None, :]
