@@ -9,8 +9,9 @@ trained here (plain torch, one thread, Adam 1e-3, batch 128, --epochs) and expor
 
 Import: `load_onnx` (with its onnxruntime check) in a fresh subprocess per net and engine source — "new" with
 PYTHONPATH=src, "baseline" with PYTHONPATH=<worktree>/src (`git worktree add`, as in deeper_nets.py) — which
-reports the wall seconds of the call, its resident memory before the call and its peak resident memory (ru_maxrss:
-the whole process, so including the ~0.3-0.5 GiB of python, torch and onnxruntime).
+reports the wall seconds of the call (torch's import, when a convolution needs it, included), its resident memory
+before the call (python, numpy, onnx and onnxruntime loaded) and its peak resident memory (VmHWM: the whole
+process).
 
 Verify: for each net the working tree imports, the robustness properties of its first N correctly classified test
 images at each ε (VNN-LIB: the box [x − ε, x + ε] ∩ [0, 1]; violated when some other logit reaches the label's)
@@ -38,19 +39,18 @@ from advgap.formats.onnx_import import load_onnx
 from deeper_nets import REPO, baseline_worktree, train
 
 IMPORT_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from advgap.errors import ModelFormatError
 from advgap.formats.onnx_import import load_onnx
-def rss():
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 2**20
-before = rss()
+def status_gib(key):  # VmRSS: resident now; VmHWM: peak resident of this process image (ru_maxrss keeps the parent's)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key)) / 2**20
+before = status_gib("VmRSS")
 start = time.monotonic()
 try:
     net, error = load_onnx(sys.argv[1]).net, None
 except ModelFormatError as exc:
     net, error = None, str(exc)
-print(json.dumps({"seconds": time.monotonic() - start, "rss_before_gib": before,
-                  "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+print(json.dumps({"seconds": time.monotonic() - start, "rss_before_gib": before, "peak_gib": status_gib("VmHWM"),
                   "hidden": None if net is None else list(net.hidden_sizes), "error": error}))
 """
 
