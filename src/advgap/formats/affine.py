@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CHUNK_BYTES = 256 * 2**20  # working memory of one chunk of rows in `dense_matrix`
-MAX_DENSE_BYTES = 2 * 2**30  # the dense layers of one network, together, and any one working matrix
+MAX_DENSE_BYTES = 2 * 2**30  # the dense layers of one network together, with any working matrix built beside them
 
 
 class NodeError(Exception):
