@@ -15,9 +15,7 @@ from pathlib import Path
 from advgap.cli.options import parse_images
 from advgap.errors import ConfigError
 from advgap.experiment.config import ATTACKS, N_CLASSES, N_TEST, RunConfig, default_workers
-from advgap.experiment.runner import run_experiment
 from advgap.experiment.store import FILENAME
-from advgap.report.html import build_report
 from advgap.verify.engines import ENGINE_NAMES
 
 DEFAULT_IMAGES = 100
@@ -80,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
     )
+    from advgap.experiment.runner import run_experiment  # torch and matplotlib only once the settings are valid
+    from advgap.report.html import build_report
+
     with _sigterm_interrupts():
         summary = run_experiment(config, progress=not args.no_progress)
     for model in summary.models:
