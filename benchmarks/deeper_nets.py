@@ -4,11 +4,12 @@
         [--n 20] [--timeout 60] [--tol 1e-3] [--baseline e0396c7 | --baseline none] [--worktree DIR]
         [--parallel-baseline] [--workers N] [--no-new] [--epochs 2] [--cache runs/deeper]
 
-Nets are named ARCH or ARCH-adv[δ] (ARCH: mlp-50, mlp-100x2, mlp-256x2, mlp-100x4, conv-small): `-adv` trains on
-untargeted PGD examples of radius δ (10 steps; plain `-adv` means δ = 0.1), so `mlp-100x2-adv` is the adversarially
-trained mlp-100x2. Each net is trained here with plain torch on one thread (Adam 1e-3, batch 128, cross-entropy),
-written as ONNX with `onnx.helper`, imported through advgap's ONNX reader (checked against onnxruntime) and cached
-in --cache, with its float64 weights as an .npz that both engines load through `ReluNet.from_layers`.
+Nets are named ARCH or ARCH-adv[δ] (ARCH: mlp-50, mlp-100x2, mlp-256x2, mlp-100x4, conv-small, conv-maxpool):
+`-adv` trains on untargeted PGD examples of radius δ (10 steps; plain `-adv` means δ = 0.1), so `mlp-100x2-adv` is
+the adversarially trained mlp-100x2. Each net is trained here with plain torch on one thread (Adam 1e-3, batch 128,
+cross-entropy), written as ONNX with `onnx.helper`, imported through advgap's ONNX reader (checked against
+onnxruntime; conv-maxpool's max pool becomes ReLU layers there) and cached in --cache, with its float64 weights as an
+.npz that both engines load through `ReluNet.from_layers`.
 
 For the first N correctly classified test images of each net, the certified minimal L∞ distance (all targets,
 tolerance --tol, --timeout seconds each) is computed by `benchmarks/_distance_driver.py` in one subprocess per
@@ -66,12 +67,20 @@ def conv_small() -> nn.Sequential:
     )
 
 
+def conv_maxpool() -> nn.Sequential:
+    """A max-pooling conv net: conv 8×4×4/2, ReLU, max pool 2×2/2, dense 10 (3,080 ReLUs once the pool is encoded)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 4, stride=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(288, 10),
+    )
+
+
 ARCHITECTURES = {
     "mlp-50": lambda: make_mlp(784, (50,), 10),
     "mlp-100x2": lambda: make_mlp(784, (100, 100), 10),
     "mlp-256x2": lambda: make_mlp(784, (256, 256), 10),
     "mlp-100x4": lambda: make_mlp(784, (100, 100, 100, 100), 10),
     "conv-small": conv_small,
+    "conv-maxpool": conv_maxpool,
 }
 
 
@@ -121,7 +130,7 @@ def train(model: nn.Sequential, epochs: int, adv_delta: float, seed: int = 0) ->
 
 
 def to_onnx(model: nn.Sequential) -> onnx.ModelProto:
-    """Conv2d, Linear, ReLU and Flatten layers as ONNX nodes (opset 13)."""
+    """Conv2d, Linear, ReLU, MaxPool2d and Flatten layers as ONNX nodes (opset 13)."""
     nodes, inits = [], []
     current = "input"
     for k, layer in enumerate(model):
@@ -139,6 +148,11 @@ def to_onnx(model: nn.Sequential) -> onnx.ModelProto:
             nodes.append(helper.make_node("Relu", [current], [out]))
         elif isinstance(layer, nn.Flatten):
             nodes.append(helper.make_node("Flatten", [current], [out]))
+        elif isinstance(layer, nn.MaxPool2d):
+            size, stride, pad = (list(v) if isinstance(v, tuple) else [v, v]
+                                 for v in (layer.kernel_size, layer.stride, layer.padding))
+            nodes.append(helper.make_node("MaxPool", [current], [out], kernel_shape=size, strides=stride,
+                                          pads=pad + pad))
         else:
             raise TypeError(f"no ONNX mapping for {layer}")
         current = out

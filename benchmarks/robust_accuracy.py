@@ -18,7 +18,7 @@ import resource
 
 import numpy as np
 
-from advgap.cli.run import parse_images
+from advgap.cli.options import parse_images
 from advgap.data.mnist import load_mnist
 from advgap.experiment.config import N_TEST, default_workers
 from advgap.experiment.robust import ATTACKS, LABELS, Settings, robust_accuracy

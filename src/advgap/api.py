@@ -77,17 +77,13 @@ def verify_vnnlib(net: Network, vnnlib: str | Path, *, timeout: float = 60.0) ->
     """Answer a VNN-LIB property on `net` in VNN-COMP's words (holds / violated / timeout / unknown).
 
     A `violated` answer carries the counterexample, replayed through the original model (onnxruntime for ONNX
-    files, the module for torch). `timeout` counts from reading the property.
+    files, the module for torch). `timeout` counts from the call: reading the property is part of it.
     """
-    from advgap.experiment.vnncomp import check_dimensions, solve
-    from advgap.formats.vnnlib import read_vnnlib
+    from advgap.experiment.vnncomp import answer
 
     if not isinstance(net, Network):
         raise SpecError(f"verify needs a Network from advgap.load_network, got {type(net).__name__}")
-    deadline = time.monotonic() + timeout
-    prop = read_vnnlib(vnnlib)
-    check_dimensions(net, prop, str(vnnlib))
-    return solve(net, prop, deadline)
+    return answer(net, vnnlib, time.monotonic() + timeout)
 
 
 def closest_attack(model: Network | nn.Module, x: Any, labels: Any, targets: Any | None = None, *,

@@ -7,7 +7,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from advgap.errors import ModelFormatError
-from advgap.formats import onnx_import
+from advgap.formats import affine, onnx_import
 from advgap.formats.onnx_import import load_onnx, onnx_to_relunet
 from advgap.verify.api import min_linf_distance
 from advgap.verify.network import ReluNet
@@ -204,7 +204,7 @@ def test_conv_matches_onnxruntime(tmp_path, in_shape, kernel_shape, attrs, bias)
 
 
 def test_conv_relu_conv_relu_flatten_gemm(tmp_path, monkeypatch):
-    monkeypatch.setattr(onnx_import, "_CHUNK_BYTES", 3000)  # several rows per chunk, a partial last chunk
+    monkeypatch.setattr(affine, "CHUNK_BYTES", 3000)  # several rows per chunk, a partial last chunk
     w, b = weights(3, 3 * 2 * 2)
     nodes = [
         helper.make_node("Conv", ["x", "k1", "b1"], ["c1"], name="conv1", strides=[2, 2], pads=[1, 1, 1, 1]),
@@ -365,28 +365,25 @@ def test_gather_on_input_dependent_tensor(tmp_path):
     np.testing.assert_allclose(model.net.forward(x), x[[3, 1, 2]])
 
 
-def test_layers_too_large_for_the_dense_form_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(onnx_import, "_MAX_DENSE_BYTES", 8 * 300)  # 17 rows x 16 values fit
+def test_networks_too_large_for_the_dense_form_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(affine, "MAX_DENSE_BYTES", 8 * (16 * 16 + 2 * 16))  # a 16x16 layer and a 2x16 output fit
     nodes = [
         helper.make_node("Conv", ["x", "k"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "W", "b"], ["y"], name="fc", transB=1),
     ]
-    one = const("k", np.ones((1, 1, 3, 3)))
-    path = save(tmp_path, nodes, [one], [1, 1, 4, 4], free(4))
+    one, two = const("k", np.ones((1, 1, 3, 3))), const("k", np.ones((2, 1, 3, 3)))
+    w, b = weights(2, 16)
+    path = save(tmp_path, nodes, [one, const("W", w), const("b", b)], [1, 1, 4, 4], [1, 2])
     assert onnx_to_relunet(onnx.load(str(path))).hidden_sizes == (16,)
-    two = const("k", np.ones((2, 1, 3, 3)))
-    with pytest.raises(ModelFormatError, match=r"node 'conv' \(Conv\): its dense affine form needs .* GiB"):
-        load_onnx(save(tmp_path, nodes, [two], [1, 1, 4, 4], free(4), name="two.onnx"))
-    with pytest.raises(ModelFormatError, match=r"input 'x': its dense affine form needs"):
-        load_onnx(save(tmp_path, nodes, [one], [1, 1, 5, 4], free(4), name="big.onnx"))
-
-
-def test_maxpool_is_refused_as_not_linear(tmp_path):
-    nodes = [helper.make_node("MaxPool", ["x"], ["y"], name="pool3", kernel_shape=[2, 2])]
-    with pytest.raises(
-        ModelFormatError, match=r"m\.onnx: unsupported operator MaxPool in node 'pool3' \(max pooling is not linear\)$"
-    ):
-        load_onnx(save(tmp_path, nodes, [], [1, 1, 4, 4], [1, 1, 2, 2]))
+    w, b = weights(3, 16)
+    with pytest.raises(ModelFormatError, match=r"output 'y': its dense form needs 384 B \(2.38 KiB with the layers "
+                                               r"before it\), limit 2.25 KiB: too large for the dense verifier$"):
+        load_onnx(save(tmp_path, nodes, [one, const("W", w), const("b", b)], [1, 1, 4, 4], [1, 3], name="wide.onnx"))
+    w, b = weights(2, 32)
+    with pytest.raises(ModelFormatError, match=r"node 'relu' \(Relu\): its dense form needs 4.00 KiB, limit"):
+        load_onnx(save(tmp_path, nodes, [two, const("W", w), const("b", b)], [1, 1, 4, 4], [1, 2], name="two.onnx"))
 
 
 @pytest.mark.parametrize(

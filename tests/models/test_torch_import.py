@@ -37,6 +37,14 @@ def test_conv_net_round_trips():
     assert from_torch(module, (1, 8, 8)).hidden_sizes == (3 * 4 * 4, 5)
 
 
+def test_max_pooling_conv_net_round_trips():
+    """nn.MaxPool2d becomes an exact ReLU max tree (issue 14's ONNX encoding), checked against the module."""
+    torch.manual_seed(2)
+    module = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                           nn.Linear(2 * 3 * 3, 3))
+    _outputs_agree(module, (1, 6, 6))
+
+
 def test_linear_layers_without_relu_and_without_bias_keep_their_function():
     torch.manual_seed(1)
     _outputs_agree(nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 3)), (4,))

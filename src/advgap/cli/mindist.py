@@ -10,7 +10,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from advgap.cli.run import parse_images
+from advgap.cli.options import check_seconds, parse_images
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ConfigError
 from advgap.models.loader import load_network
@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="vanilla", metavar="vanilla|adversarial|PATH",
                    help="a bundled net or a network file (.npz, .onnx, .nnet); default vanilla")
     p.add_argument("--images", default="0:10", metavar="N|A:B", help="first N test images or indices A..B-1")
-    p.add_argument("--target", type=int, help="one target class (default: the closest over all classes)")
+    p.add_argument("--target", type=int,
+                   help="one target class, images of that label skipped (default: the closest over all classes)")
     p.add_argument("--engine", choices=ENGINE_NAMES, default="native", help="exact engine (default native)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per image (default 60)")
     p.add_argument("--tol", type=float, default=1e-3, help="certified interval width in δ units (default 1e-3)")
@@ -45,9 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _row(index: int, label: int, predicted: int, result: DistanceResult | None, target: int | None) -> dict:
+    """The output record of one image; without a result the image was skipped (misclassified, or its label is the
+    target)."""
     if result is None:
+        status = "misclassified" if predicted != label else "label_is_target"
         return {"index": index, "label": label, "predicted": predicted, "target": target, "lower": None,
-                "upper": None, "status": "misclassified", "seconds": 0.0, "engine": None}
+                "upper": None, "status": status, "seconds": 0.0, "engine": None}
     return {
         "index": index, "label": label, "predicted": predicted, "target": result.target,
         "lower": result.lower, "upper": None if np.isinf(result.upper) else result.upper,
@@ -59,8 +63,7 @@ def _row(index: int, label: int, predicted: int, result: DistanceResult | None, 
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.tol < 1:
         raise ConfigError(f"--tol must lie in (0, 1), got {args.tol}")
-    if not 0 < args.timeout < float("inf"):
-        raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    check_seconds(args.timeout)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     net = load_network(args.model).net
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         x, label = images[index].astype(np.float64), int(labels[index])
         predicted = int(net.predict(x))
         result = None
-        if predicted == label:
+        if predicted == label != args.target:
             result = min_linf_distance(net, x, label, args.target, args.timeout, args.tol, args.engine, args.workers)
         row = _row(index, label, predicted, result, args.target)
         if result is not None and args.cross_check:
@@ -98,6 +101,9 @@ def _print(row: dict, as_json: bool) -> None:
         return
     if row["status"] == "misclassified":
         tqdm.write(f"image {row['index']}: label {row['label']} predicted {row['predicted']} — misclassified, skipped")
+        return
+    if row["status"] == "label_is_target":
+        tqdm.write(f"image {row['index']}: label {row['label']} is the target — skipped")
         return
     upper = "inf" if row["upper"] is None else f"{row['upper']:.5f}"
     tqdm.write(f"image {row['index']}: label {row['label']} target {row['target']} δ in [{row['lower']:.5f}, {upper}] "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from advgap.cli.run import parse_images
+from advgap.cli.options import check_seconds, parse_images
 from advgap.errors import ConfigError, SpecError
 from advgap.experiment.config import N_TEST, default_workers
 
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--images {args.images}: need 0 <= A < B <= {N_TEST}")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else check_seconds(args.timeout)
 
     import numpy as np
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from advgap.experiment.robust import Settings, robust_accuracy
     from advgap.models.loader import load_network
 
-    settings = Settings(radii, exact=args.exact, timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout)
+    settings = Settings(radii, exact=args.exact, timeout=timeout)
     net = load_network(args.model).net
     images, labels = load_mnist("test", args.data_dir)
     pixels = images[start:stop].reshape(stop - start, -1).astype(np.float64) / 255.0

@@ -7,13 +7,15 @@ stored result.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
+from advgap.cli.options import parse_images
 from advgap.errors import ConfigError
 from advgap.experiment.config import ATTACKS, N_CLASSES, N_TEST, RunConfig, default_workers
-from advgap.experiment.runner import run_experiment
 from advgap.experiment.store import FILENAME
-from advgap.report.html import build_report
 from advgap.verify.engines import ENGINE_NAMES
 
 DEFAULT_IMAGES = 100
@@ -27,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "they are computed in OUT/results.sqlite; rerunning resumes. Ends by writing OUT/report.html.",
     )
     p.add_argument("--models", default="vanilla,adversarial",
-                   help="comma-separated bundled names or .npz network files (default: vanilla,adversarial)")
+                   help="comma-separated bundled names or network files, .npz, .onnx or .nnet, each stored under its "
+                   "file name without suffix (default: vanilla,adversarial)")
     chosen = p.add_mutually_exclusive_group()
     chosen.add_argument("--images", default=str(DEFAULT_IMAGES), metavar="N|A:B",
                         help=f"first N test images, or indices A to B-1 (default: {DEFAULT_IMAGES})")
@@ -45,17 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, help="directory holding the MNIST files (default: bundled copy)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=run)
-
-
-def parse_images(text: str) -> tuple[int, int]:
-    """'N' → (0, N); 'A:B' → (A, B). Raises ConfigError on anything else."""
-    try:
-        if ":" in text:
-            start, stop = (int(part) for part in text.split(":"))
-            return start, stop
-        return 0, int(text)
-    except ValueError as exc:
-        raise ConfigError(f"--images {text!r}: expected N or A:B (test image indices)") from exc
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -86,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
     )
-    summary = run_experiment(config, progress=not args.no_progress)
+    from advgap.experiment.runner import run_experiment  # torch and matplotlib only once the settings are valid
+    from advgap.report.html import build_report
+
+    with _sigterm_interrupts():
+        summary = run_experiment(config, progress=not args.no_progress)
     for model in summary.models:
         uncertified = f", {model.not_certified} exact δ not certified" if model.not_certified else ""
         print(f"{model.name}: {model.correct}/{model.images} images correctly classified, "
@@ -95,3 +91,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"{state} in {summary.seconds:.1f} s; results {summary.out / FILENAME}")
     print(f"report: {build_report(config.out, range(*config.images))}")
     return 0 if summary.complete else 1
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM ends the run as Ctrl-C does: the pool is ended, the open transaction rolled back, the session closed."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 
 from advgap.attacks.evaluate import accuracies
+from advgap.cli.options import check_output, check_seed
 from advgap.data.mnist import mnist_arrays
+from advgap.errors import ConfigError
 from advgap.models.bundled import save_with_onnx
 from advgap.models.loader import load_network
 from advgap.models.torchnet import to_torch
@@ -35,8 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
+    check_seed(args.seed)
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     profile = get_profile(args.profile)
+    out = args.out or Path("runs") / f"{args.kind}-{profile.name}.npz"
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out {out}: a network file must end in .npz")
+    for path in (out, out.with_suffix(".onnx")):
+        check_output(path, "--out", make_parents=True)
+    if args.checkpoint_dir is not None:
+        check_output(args.checkpoint_dir, "--checkpoint-dir", directory=True, make_parents=True)
+    torch.set_num_threads(args.threads)
     init = None
     if args.kind == "adversarial":
         init = load_network(args.init or "vanilla").net
@@ -51,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     clean, attacked = accuracies(to_torch(result.net), torch.from_numpy(inputs), torch.from_numpy(labels), 0.2)
     meta["test_accuracy_clean"] = round(clean, 4)
     meta["test_accuracy_fgsm_0.2"] = round(attacked, 4)
-    out = args.out or Path("runs") / f"{args.kind}-{profile.name}.npz"
     onnx_path = save_with_onnx(out, result.net, meta)
     print(
         f"{args.kind} ({profile.name}): {result.meta['batches']} batches in {result.meta['train_time_s']:.0f} s; "

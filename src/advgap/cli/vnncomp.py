@@ -8,6 +8,7 @@ import csv
 import sys
 from pathlib import Path
 
+from advgap.cli.options import check_output
 from advgap.experiment.vnncomp import comparison_table, read_expected, read_instances, run_instances, summarize
 
 EPILOG = """\
@@ -33,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     instances = read_instances(args.instances or args.dir / "instances.csv")
     expected = read_expected(args.expected) if args.expected else {}
+    if args.out is not None:
+        check_output(args.out, "--out")
     results = []
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(args.out.open("w", newline="", encoding="utf-8")) if args.out else None

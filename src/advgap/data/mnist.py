@@ -3,14 +3,15 @@
 Search order for the directory holding the four files: the `data_dir` argument (CLI `--data-dir`), the environment
 variable `ADVGAP_DATA_DIR`, then the copy bundled with the package (CC BY-SA 3.0, see files/SOURCE.txt).
 In that directory each file may be gzip-compressed (`t10k-images-idx3-ubyte.gz`, preferred) or raw
-(`t10k-images-idx3-ubyte`); the md5 of whichever is found is checked against the official value.
+(`t10k-images-idx3-ubyte`); the md5 of whichever is found is checked against the official value. No file is read
+or decompressed beyond the size of the official one, so a gzip bomb costs nothing.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ SPLITS = ("train", "test")
 IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 64 << 20  # read_idx's limit on a file's uncompressed size; the largest MNIST file has 47 MB
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ class MnistFile:
     @property
     def gz_name(self) -> str:
         return f"{self.name}.gz"
+
+    @property
+    def raw_size(self) -> int:
+        """Bytes of the uncompressed file: IDX header and data."""
+        return 4 + 4 * len(self.shape) + math.prod(self.shape)
 
 
 FILES: dict[tuple[str, str], MnistFile] = {
@@ -110,22 +117,36 @@ def parse_idx(raw: bytes, source: Path) -> np.ndarray:
     return array
 
 
-def _file_bytes(path: Path) -> tuple[bytes, bytes]:
-    """The bytes of `path` as stored and decompressed (identical for a raw file)."""
+def _file_bytes(path: Path, limit: int) -> tuple[bytes, bytes]:
+    """The bytes of `path` as stored and decompressed (identical for a raw file); DataError, without reading or
+    decompressing it all, if either would exceed `limit` bytes."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
+        size = path.stat().st_size
+        if size > limit + (limit >> 10) + 64:  # gzip adds at most ~0.03% to incompressible data
+            raise DataError(f"{path}: {size} bytes, more than an IDX file of {limit} bytes can take")
         stored = path.read_bytes()
-        raw = gzip.decompress(stored) if stored[:2] == _GZIP_MAGIC else stored
-    except (OSError, EOFError, zlib.error) as exc:
+        if stored[:2] != _GZIP_MAGIC:
+            return stored, stored
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        raw = inflate.decompress(stored, limit + 1)
+    except (OSError, zlib.error) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
+    if len(raw) > limit:
+        raise DataError(f"{path}: decompresses to more than {limit} bytes, the size of the IDX file expected")
+    if not inflate.eof:
+        raise DataError(f"{path}: corrupt or truncated gzip data (the stream ends early)")
+    if inflate.unused_data:
+        raise DataError(f"{path}: corrupt gzip data ({len(inflate.unused_data)} bytes after the end of the stream)")
     return stored, raw
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Parse one IDX file (gzip or raw) into a uint8 array; raise DataError naming the file on any defect."""
+    """Parse one IDX file (gzip or raw, at most MAX_IDX_BYTES uncompressed) into a uint8 array; raise DataError
+    naming the file on any defect."""
     path = Path(path)
-    return parse_idx(_file_bytes(path)[1], path)
+    return parse_idx(_file_bytes(path, MAX_IDX_BYTES)[1], path)
 
 
 def locate(directory: Path, spec: MnistFile) -> Path:
@@ -139,7 +160,7 @@ def locate(directory: Path, spec: MnistFile) -> Path:
 def _load_file(directory: Path, spec: MnistFile) -> np.ndarray:
     """Read, parse and check one official file: magic number, shape, then md5 of the bytes as stored."""
     path = locate(directory, spec)
-    stored, raw = _file_bytes(path)
+    stored, raw = _file_bytes(path, spec.raw_size)
     array = parse_idx(raw, path)
     magic = int.from_bytes(raw[:4], "big")
     if magic != spec.magic:

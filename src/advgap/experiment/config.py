@@ -23,6 +23,7 @@ METHODS = (*ATTACKS, "exact")
 N_TEST = 10_000
 N_INPUTS = 784  # MNIST 28×28
 N_CLASSES = 10
+MAX_SEED = 2**64  # numpy's and torch's seeds are unsigned 64-bit integers
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class RunConfig:
             raise ConfigError(f"--timeout must be positive, got {self.timeout}")
         if not 0 < self.tol < 1:
             raise ConfigError(f"tolerance must lie in (0, 1), got {self.tol}")
+        if not 0 <= self.seed < MAX_SEED:
+            raise ConfigError(f"--seed must be an integer in [0, 2**64), got {self.seed}")
         if self.chunk < 1:
             raise ConfigError(f"chunk must be at least 1, got {self.chunk}")
 

@@ -8,10 +8,10 @@ this process writes to the store, one transaction per finished task, so a killed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import multiprocessing
-import signal
 import time
 import zlib
 from collections import Counter
@@ -28,7 +28,9 @@ from advgap.data.mnist import load_mnist
 from advgap.errors import ConfigError, ModelFormatError
 from advgap.experiment import methods
 from advgap.experiment.config import N_CLASSES, N_INPUTS, RunConfig
+from advgap.experiment.signals import held_signals, release_in_worker
 from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RowStatus
+from advgap.models.bundled import BUNDLED
 from advgap.models.loader import load_network
 from advgap.verify.engines import get_engine
 from advgap.verify.network import ReluNet
@@ -113,7 +115,7 @@ def data_hash(images: np.ndarray, labels: np.ndarray) -> str:
 
 
 def load_models(specs: tuple[str, ...]) -> list[Model]:
-    """Load each model by bundled name or `.npz` path (stored under the file's stem); check it fits MNIST."""
+    """Load each model by bundled name or network file path (stored under the file's stem); check it fits MNIST."""
     models = []
     for spec in specs:
         network = load_network(spec)
@@ -121,7 +123,7 @@ def load_models(specs: tuple[str, ...]) -> list[Model]:
         if (net.n_inputs, net.n_outputs) != (N_INPUTS, N_CLASSES):
             raise ModelFormatError(f"{spec}: net maps {net.n_inputs} inputs to {net.n_outputs} classes, "
                                    f"MNIST needs {N_INPUTS} to {N_CLASSES}")
-        name = Path(spec).stem if spec.endswith(".npz") else spec
+        name = spec if spec in BUNDLED else Path(spec).stem
         models.append(Model(name, net, meta, weights_hash(net)))
     names = [m.name for m in models]
     if len(set(names)) != len(names):
@@ -166,7 +168,7 @@ def _init_worker(nets: dict[str, ReluNet], pixels: np.ndarray, labels: np.ndarra
 
 
 def _init_pool_worker(*args: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which ends the pool
+    release_in_worker()  # Ctrl-C reaches the parent, which ends the pool
     _init_worker(*args)
 
 
@@ -203,7 +205,9 @@ def _execute(config: RunConfig, nets: dict[str, ReluNet], pixels: np.ndarray, la
             _STATE.clear()
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(config.workers, _init_pool_worker, (nets, pixels, labels, config)) as pool:
+    with contextlib.ExitStack() as stack:
+        with held_signals():
+            pool = stack.enter_context(context.Pool(config.workers, _init_pool_worker, (nets, pixels, labels, config)))
         yield from pool.imap_unordered(_run_task, tasks, chunksize=1)
 
 

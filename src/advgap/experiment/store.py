@@ -4,13 +4,18 @@ Tables: `config` (the run identity, one JSON record), `models` (hash, metadata, 
 (label and prediction per model and test image), `results` (one row per model, image, target and method),
 `sessions` (start, end and wall time of each `advgap run` on the folder). WAL mode, one transaction per group of
 rows, and a primary key on (model, image, target, method): a killed run loses at most the group in flight, and a
-rerun skips every stored row.
+rerun skips every stored row. A writer holds an exclusive lock on `results.lock` beside the file, so a second run
+on the same folder is refused; a SQLite file with tables that are not advgap's is refused without being touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import json
 import math
+import os
 import sqlite3
 import time
 import zlib
@@ -25,6 +30,7 @@ import numpy as np
 from advgap.errors import ConfigError
 
 FILENAME = "results.sqlite"
+LOCKNAME = "results.lock"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (id INTEGER PRIMARY KEY CHECK (id = 1), identity TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
@@ -130,9 +136,10 @@ def _real(value: float | None) -> float | None:
 class ResultStore:
     """The SQLite store of one output folder. Use `ResultStore.open(folder, identity)` or `ResultStore.read`."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, connection: sqlite3.Connection, lock: int | None = None) -> None:
         self.path = path
         self._db = connection
+        self._lock = lock
 
     @classmethod
     def open(cls, folder: str | Path, identity: dict[str, Any]) -> ResultStore:
@@ -142,7 +149,13 @@ class ResultStore:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{folder}: cannot create the output folder ({exc.strerror})") from exc
-        store = cls._connect(folder / FILENAME)
+        _refuse_foreign(folder / FILENAME)  # before the lock file is made: a foreign folder is left as it was
+        lock = _lock(folder)
+        try:
+            store = cls._connect(folder / FILENAME, lock)
+        except BaseException:
+            os.close(lock)
+            raise
         stored = store.identity()
         if stored is None:
             with store._db:
@@ -161,10 +174,11 @@ class ResultStore:
         path = Path(folder) / FILENAME
         if not path.is_file():
             raise ConfigError(f"{path}: no results store (run `advgap run --out {folder}` first)")
+        _refuse_foreign(path)
         return cls._connect(path)
 
     @classmethod
-    def _connect(cls, path: Path) -> ResultStore:
+    def _connect(cls, path: Path, lock: int | None = None) -> ResultStore:
         try:
             db = sqlite3.connect(path, timeout=30.0)
             db.execute("PRAGMA journal_mode=WAL")
@@ -172,10 +186,13 @@ class ResultStore:
             db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{path}: not a usable results store ({exc})") from exc
-        return cls(path, db)
+        return cls(path, db, lock)
 
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            os.close(self._lock)  # releases the lock
+            self._lock = None
 
     def __enter__(self) -> ResultStore:
         return self
@@ -275,6 +292,55 @@ class ResultStore:
         cur = self._db.execute("SELECT id, started, finished, selection, workers, rows_added FROM sessions ORDER BY id")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur]
+
+
+def _lock(folder: Path) -> int:
+    """An open descriptor holding the exclusive lock of `folder`'s store; ConfigError if another process has it."""
+    path = folder / LOCKNAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the store's lock file ({exc.strerror})") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(f"{folder} is in use by another advgap run (pid {holder}); wait for it to finish "
+                          "or use another --out folder") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+@functools.cache
+def _schema_columns() -> dict[str, list[str]]:
+    """Column names of each table of SCHEMA."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(SCHEMA)
+        return _columns(db)
+
+
+def _columns(db: sqlite3.Connection) -> dict[str, list[str]]:
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: [c[1] for c in db.execute(f"PRAGMA table_info({t!r})")] for t in tables if not t.startswith("sqlite_")}
+
+
+def _refuse_foreign(path: Path) -> None:
+    """ConfigError, without writing to it, if `path` is a non-empty file that is not an advgap store: not SQLite,
+    or holding a table advgap does not make or a table of advgap's name with other columns."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = _columns(db)
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path}: not a usable results store ({exc}); left untouched") from exc
+    ours = _schema_columns()
+    foreign = sorted(t for t, columns in tables.items() if ours.get(t) != columns)
+    if foreign:
+        raise ConfigError(f"{path}: not a usable results store (table {foreign[0]!r} is not advgap's); "
+                          "left untouched, use another --out folder")
 
 
 def _differences(stored: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -18,8 +18,7 @@ import numpy as np
 
 from advgap.errors import AdvgapError, DataError, SpecError
 from advgap.formats.network import Network
-from advgap.formats.onnx_import import CHECK_RTOL
-from advgap.formats.vnnlib import read_vnnlib
+from advgap.formats.vnnlib import ParseTimeout, read_vnnlib
 from advgap.models.loader import load_network
 from advgap.verify.api import check_property
 from advgap.verify.result import Verdict
@@ -83,6 +82,17 @@ def check_dimensions(network: Network, prop: Property, prop_source: str) -> None
         )
 
 
+def answer(network: Network, prop_path: str | Path, deadline: float) -> Outcome:
+    """Read the property at `prop_path` and answer it on `network` by `deadline` (time.monotonic()); reading the
+    file counts against the deadline. SpecError if the file is malformed or does not fit the network."""
+    try:
+        prop = read_vnnlib(prop_path, deadline)
+    except ParseTimeout as exc:
+        return Outcome(Answer.TIMEOUT, f"{prop_path}: {exc} while reading the property")
+    check_dimensions(network, prop, str(prop_path))
+    return solve(network, prop, deadline)
+
+
 def solve(network: Network, prop: Property, deadline: float) -> Outcome:
     """Answer `prop` on `network` by `deadline` (time.monotonic()); counterexamples are replayed by `network`."""
     remaining = deadline - time.monotonic()
@@ -98,7 +108,7 @@ def solve(network: Network, prop: Property, deadline: float) -> Outcome:
         return Outcome(Answer.UNKNOWN, detail)
     x = result.counterexample
     y = network.replay(x)
-    tol = CHECK_RTOL * max(1.0, float(np.max(np.abs(y))))
+    tol = network.replay_rtol * max(1.0, float(np.max(np.abs(y))))
     hit = prop.violated_by(x, y, tol)
     if hit is None:
         log.warning("counterexample for %r does not replay through %s", prop.terms[result.term].name, network.source)
@@ -113,6 +123,8 @@ def read_instances(path: str | Path) -> list[Instance]:
         if len(row) != 3:
             raise DataError(f"{path}, line {lineno}: expected network,property,timeout_s")
         instances.append(Instance(row[0].strip(), row[1].strip(), _seconds(row[2], path, lineno)))
+    if not instances:
+        raise DataError(f"{path}: no instances")
     return instances
 
 
@@ -151,9 +163,7 @@ def run_instances(directory: str | Path, instances: Iterable[Instance]) -> Itera
             outcome = Outcome(Answer.ERROR, str(network))
         else:
             try:
-                prop = read_vnnlib(directory / inst.property)
-                check_dimensions(network, prop, inst.property)
-                outcome = solve(network, prop, start + inst.timeout)
+                outcome = answer(network, directory / inst.property, start + inst.timeout)
             except AdvgapError as exc:
                 log.warning("%s", exc)
                 outcome = Outcome(Answer.ERROR, str(exc))

@@ -35,13 +35,13 @@ def load_net(path: str | Path) -> tuple[ReluNet, dict[str, Any]]:
     """Read a network file written by `save_net`; raise `ModelFormatError` naming the file on any defect."""
     path = Path(path)
     if not path.is_file():
-        raise ModelFormatError(f"{path}: no such network file")
+        raise ModelFormatError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} network file")
     try:
         with np.load(path, allow_pickle=False) as data:
             n_layers = sum(1 for key in data.files if key.startswith("W"))
             layers = [(data[f"W{k}"], data[f"b{k}"]) for k in range(n_layers)]
             meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ModelFormatError(f"{path}: not a readable advgap network file ({exc})") from exc
     try:
         return ReluNet.from_layers(layers), meta

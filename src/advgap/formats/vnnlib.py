@@ -6,12 +6,17 @@ is a comparison (`<=`, `>=`, `<`, `>`, `=`; strict read as non-strict, chains al
 assertions are conjoined. Constraints over one input are bounds; every input needs a lower and an upper bound.
 Constraints over outputs form the terms. Constraints mixing inputs and outputs, over several inputs, or input
 bounds inside a disjunction raise SpecError. Everything malformed raises SpecError with the line number.
+
+The file is read as a stream, each top-level form reduced as soon as it closes and repeated constraints kept once,
+so memory stays small however long the file; with a deadline, reading stops at it (ParseTimeout).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from advgap.verify.spec import Property, Term
 
 MAX_DEPTH = 64
 MAX_TERMS = 10_000
+_TOKENS_PER_CLOCK_CHECK = 4096
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _VARIABLE = re.compile(r"([XY])_(0|[1-9]\d*)", re.ASCII)
@@ -59,6 +65,10 @@ class _Row:
 _Conj = list[_Row]
 
 
+class ParseTimeout(Exception):
+    """The deadline passed before the file was read."""
+
+
 class _Error(Exception):
     """A defect at `line`; turned into SpecError naming the source."""
 
@@ -67,31 +77,42 @@ class _Error(Exception):
         self.line = line
 
 
-def read_vnnlib(path: str | Path) -> Property:
-    """Parse the VNN-LIB file at `path` into a Property; SpecError naming the file (and line) on any defect."""
+def read_vnnlib(path: str | Path, deadline: float | None = None) -> Property:
+    """Parse the VNN-LIB file at `path` into a Property; SpecError naming the file (and line) on any defect,
+    ParseTimeout once `deadline` (time.monotonic()) has passed."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open(encoding="utf-8") as lines:
+            return _parse(lines, str(path), deadline)
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read VNN-LIB file ({exc})") from exc
-    return parse_vnnlib(text, str(path))
 
 
-def parse_vnnlib(text: str, source: str = "<vnnlib>") -> Property:
+def parse_vnnlib(text: str, source: str = "<vnnlib>", deadline: float | None = None) -> Property:
     """Parse VNN-LIB text into a Property (see the module docstring for the supported subset)."""
+    return _parse(text.splitlines(), source, deadline)
+
+
+def _parse(lines: Iterable[str], source: str, deadline: float | None) -> Property:
     try:
-        return _build(_read_forms(text), source)
+        return _build(_read_forms(lines, deadline), source)
     except _Error as exc:
         raise SpecError(f"{source}, line {exc.line}: {exc}") from None
 
 
-def _read_forms(text: str) -> list[_Node]:
-    """The top-level s-expressions of `text` (comments from ';' to the end of a line are skipped)."""
-    forms: list[_Node] = []
+def _read_forms(lines: Iterable[str], deadline: float | None) -> Iterator[_Node]:
+    """The top-level s-expressions of `lines`, each as it closes (comments from ';' to the end of a line are
+    skipped); ParseTimeout once `deadline` has passed."""
     stack: list[_List] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    tokens = 0
+    lineno = 0
+    for lineno, line in enumerate(lines, start=1):
         cut = line.find(";")
-        for token in _TOKEN.findall(line if cut < 0 else line[:cut]):
+        for match in _TOKEN.finditer(line if cut < 0 else line[:cut]):
+            tokens += 1
+            if deadline is not None and tokens % _TOKENS_PER_CLOCK_CHECK == 0 and time.monotonic() > deadline:
+                raise ParseTimeout(f"time limit reached at line {lineno}")
+            token = match.group()
             if token == "(":
                 if len(stack) >= MAX_DEPTH:
                     raise _Error(lineno, f"expressions nested deeper than {MAX_DEPTH} levels")
@@ -100,17 +121,25 @@ def _read_forms(text: str) -> list[_Node]:
                 if not stack:
                     raise _Error(lineno, "unexpected ')'")
                 done = stack.pop()
-                (stack[-1].items if stack else forms).append(done)
+                if stack:
+                    stack[-1].items.append(done)
+                else:
+                    yield done
+            elif stack:
+                stack[-1].items.append(_Atom(token, lineno))
             else:
-                (stack[-1].items if stack else forms).append(_Atom(token, lineno))
+                yield _Atom(token, lineno)
     if stack:
         raise _Error(stack[-1].line, "'(' is never closed")
-    return forms
 
 
-def _build(forms: list[_Node], source: str) -> Property:
+def _build(forms: Iterable[_Node], source: str) -> Property:
     variables: dict[str, _Var] = {}
-    asserts: list[tuple[int, list[_Conj]]] = []
+    lo: dict[int, float] = {}
+    hi: dict[int, float] = {}
+    common: dict[tuple, _Row] = {}
+    disjunctions: dict[tuple, list[_Conj]] = {}
+    last_assert = 0
     for form in forms:
         if not isinstance(form, _List) or not form.items or not isinstance(form.items[0], _Atom):
             raise _Error(form.line, "expected a command such as (declare-const ...) or (assert ...)")
@@ -120,35 +149,32 @@ def _build(forms: list[_Node], source: str) -> Property:
         elif command == "assert":
             if len(form.items) != 2:
                 raise _Error(form.line, "assert takes exactly one formula")
-            asserts.append((form.line, _formula(form.items[1], variables)))
+            last_assert = form.line
+            dnf = _formula(form.items[1], variables)
+            if len(dnf) == 1:
+                for row in dnf[0]:
+                    if _is_input_row(row):
+                        _apply_bound(row, lo, hi)
+                    else:
+                        common.setdefault(_key(row), row)
+                continue
+            for row in (row for conj in dnf for row in conj):
+                if any(kind == "X" for kind, _ in row.coefs):
+                    raise _Error(row.line, "input constraints inside a disjunction are not supported")
+            disjunctions.setdefault(tuple(tuple(map(_key, conj)) for conj in dnf), dnf)
         elif command not in _IGNORED_COMMANDS:
             raise _Error(form.line, f"unsupported command {command!r}")
     n_x = _count_declared(variables, "X", source)
     n_y = _count_declared(variables, "Y", source)
-    lo, hi = np.full(n_x, -np.inf), np.full(n_x, np.inf)
-    common: _Conj = []
-    disjunctions: list[list[_Conj]] = []
-    for _, dnf in asserts:
-        if len(dnf) == 1:
-            for row in dnf[0]:
-                if _is_input_row(row):
-                    _apply_bound(row, lo, hi)
-                else:
-                    common.append(row)
-            continue
-        for row in (row for conj in dnf for row in conj):
-            if any(kind == "X" for kind, _ in row.coefs):
-                raise _Error(row.line, "input constraints inside a disjunction are not supported")
-        disjunctions.append(dnf)
-    missing = np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))
-    if missing.size:
+    missing = [i for i in range(n_x) if i not in lo or i not in hi]
+    if missing:
         raise SpecError(f"{source}: input X_{missing[0]} has no finite lower and upper bound")
     if not common and not disjunctions:
         raise SpecError(f"{source}: no constraint on the outputs")
-    combos = _product([[common], *disjunctions], asserts[-1][0])
+    combos = _product([[list(common.values())], *disjunctions.values()], last_assert)
     terms = tuple(_term([row for conj in combo for row in conj], n_y) for combo in combos)
     try:
-        return Property(lo, hi, terms)
+        return Property(np.array([lo[i] for i in range(n_x)]), np.array([hi[i] for i in range(n_x)]), terms)
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
 
@@ -281,15 +307,20 @@ def _is_input_row(row: _Row) -> bool:
     return kinds == {"X"}
 
 
-def _apply_bound(row: _Row, lo: np.ndarray, hi: np.ndarray) -> None:
+def _apply_bound(row: _Row, lo: dict[int, float], hi: dict[int, float]) -> None:
     (((_, i), c),) = row.coefs.items()
     bound = -row.const / c
     if not np.isfinite(bound):
         raise _Error(row.line, f"bound on X_{i} is not finite")
     if c > 0:
-        hi[i] = min(hi[i], bound)
+        hi[i] = min(hi.get(i, np.inf), bound)
     else:
-        lo[i] = max(lo[i], bound)
+        lo[i] = max(lo.get(i, -np.inf), bound)
+
+
+def _key(row: _Row) -> tuple:
+    """What makes two rows the same constraint."""
+    return tuple(sorted(row.coefs.items())), row.const
 
 
 def _term(rows: list[_Row], n_y: int) -> Term:

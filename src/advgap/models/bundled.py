@@ -1,6 +1,7 @@
 """The bundled study nets (`vanilla`, `adversarial`): where they lie, and how a trained net is saved beside them.
 
-A net is stored as `<name>.npz` (advgap network file, with metadata) and `<name>.onnx` beside it.
+A net is stored as `<name>.npz` (advgap network file, with metadata) and `<name>.onnx` beside it. The ONNX exporter
+is imported only to save one: importing `onnx` takes most of a second.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from typing import Any
 
 from advgap.errors import ModelFormatError
 from advgap.formats.netfile import save_net
-from advgap.formats.onnx_export import save_onnx
 from advgap.verify.network import ReluNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -27,6 +27,8 @@ def save_with_onnx(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> Path
     path = Path(path)
     if path.suffix != ".npz":
         raise ModelFormatError(f"{path}: a network file must end in .npz")
+    from advgap.formats.onnx_export import save_onnx
+
     save_net(path, net, meta)
     onnx_path = path.with_suffix(".onnx")
     save_onnx(onnx_path, net)

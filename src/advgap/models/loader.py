@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,15 +21,16 @@ def load_network(source: str | Path | nn.Module, input_shape: tuple[int, ...] | 
     (1, 28, 28) for an MNIST conv net). Raises ModelFormatError naming the defect.
     """
     if not isinstance(source, str | Path):
+        from advgap.formats.onnx_import import CHECK_RTOL
         from advgap.models.torch_import import from_torch, replay_torch
 
         net = from_torch(source, input_shape)
         shape = input_shape or (net.n_inputs,)
-        return Network(net, replay_torch(source, shape), f"torch module {type(source).__name__}", tuple(shape))
+        return Network(net, replay_torch(source, shape), f"torch module {type(source).__name__}", tuple(shape),
+                       replay_rtol=CHECK_RTOL)
     if str(source) in BUNDLED:
         path = bundled_path(str(source))
         if not path.is_file():
             raise ModelFormatError(f"bundled net {source!r} is missing ({path}); train it with `advgap train {source}`")
-        network = read_network_file(path)
-        return Network(network.net, network.replay, str(source), network.input_shape, network.meta)
+        return dataclasses.replace(read_network_file(path), source=str(source))
     return read_network_file(source)

@@ -25,7 +25,7 @@ from advgap.verify.network import ReluNet
 
 SUPPORTED: tuple[type[nn.Module], ...] = (
     nn.Linear, nn.ReLU, nn.Flatten, nn.Unflatten, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d,
-    nn.AvgPool1d, nn.AvgPool2d, nn.Identity, nn.Dropout,
+    nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d, nn.Identity, nn.Dropout,
 )
 OPSET = 13
 

@@ -38,11 +38,14 @@ SLICE = 0.25  # seconds between checks of the restart condition
 
 def attack_radius(
     net: ReluNet, x: np.ndarray, label: int, targets: Sequence[int], low: float, high: float,
-    start: np.ndarray | None = None,
+    start: np.ndarray | None = None, deadline: float = np.inf,
 ) -> np.ndarray | None:
-    """The closest adversarial point PGD finds by bisection on δ in [low, high], or None if none at `high`."""
+    """The closest adversarial point PGD finds by bisection on δ in [low, high], or None if none at `high`;
+    the bisection stops early at `deadline` (time.monotonic())."""
     best = None
     for _ in range(BISECTION_STEPS + 1):
+        if time.monotonic() >= deadline:
+            break
         delta = high if best is None else (low + high) / 2
         prop = robustness_spec(x, label, delta, net.n_outputs, targets)
         point, _ = pgd_falsify(net, prop, steps=ATTACK_STEPS,
@@ -69,10 +72,11 @@ def _root_bounds(net: ReluNet, x: np.ndarray, radius: float, budget: float) -> L
 class _Query:
     """One minimal-distance query: its incumbent, the best lower bound proven, and the work done."""
 
-    def __init__(self, net: ReluNet, x: np.ndarray, label: int, targets: list[int], tol: float, workers: int):
+    def __init__(self, net: ReluNet, x: np.ndarray, label: int, targets: list[int], tol: float, workers: int,
+                 deadline: float):
         self.net, self.x, self.label, self.targets, self.tol, self.workers = net, x, label, targets, tol, workers
-        self.lower, self.nodes, self.unstable = 0.0, 0, None
-        witness = attack_radius(net, x, label, targets, 0.0, 1.0)
+        self.lower, self.nodes, self.unstable, self.deadline = 0.0, 0, None, deadline
+        witness = attack_radius(net, x, label, targets, 0.0, 1.0, deadline=deadline)
         self.incumbent = Incumbent(np.inf)
         if witness is not None:
             self.incumbent.improve(float(np.abs(witness - x).max()), witness, closest_target(net, witness, label,
@@ -81,13 +85,13 @@ class _Query:
     def shrink(self, point: np.ndarray) -> np.ndarray:
         """PGD bisection restarted from a new witness, between the proven lower bound and its distance."""
         found = attack_radius(self.net, self.x, self.label, self.targets, self.lower,
-                              float(np.abs(point - self.x).max()), start=point)
+                              float(np.abs(point - self.x).max()), start=point, deadline=self.deadline)
         return point if found is None else found
 
-    def solve(self, deadline: float) -> None:
-        """Search until the interval is tol-tight or `deadline` passes: first one search below the incumbent, then,
-        if it did not finish in its share of the time, complete checks at radii between the two ends."""
-        start = time.monotonic()
+    def solve(self) -> None:
+        """Search until the interval is tol-tight or the deadline passes: first one search below the incumbent,
+        then, if it did not finish in its share of the time, complete checks at radii between the two ends."""
+        start, deadline = time.monotonic(), self.deadline
         if not self._search_below_incumbent(start + MAIN_SHARE * (deadline - start), deadline):
             self._raise_lower(deadline)
 
@@ -166,8 +170,8 @@ def native_min_linf_distance(
         hit = closest_target(net, x, label, targets)
         return DistanceResult(0.0, 0.0, DistanceStatus.EXACT, time.monotonic() - start, ENGINE, x.copy(), hit,
                               "the image itself is adversarial")
-    query = _Query(net, x, label, targets, tol, workers)
-    query.solve(start + timeout)
+    query = _Query(net, x, label, targets, tol, workers, start + timeout)
+    query.solve()
     inc = query.incumbent
     lower = min(query.lower, inc.upper)
     exact = inc.upper - lower <= tol * (1 + 1e-9) if np.isfinite(inc.upper) else lower >= 1.0

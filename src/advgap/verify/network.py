@@ -15,6 +15,16 @@ import numpy as np
 
 from advgap.errors import ModelFormatError
 
+MAX_ABS_WEIGHT = float(np.finfo(np.float32).max)
+
+
+def _real_array(values: object, layer: int, what: str) -> np.ndarray:
+    """`values` as a float64 array; ModelFormatError unless they are real numbers (complex parts are not dropped)."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        raise ModelFormatError(f"layer {layer}: {what} has dtype {array.dtype}, expected real numbers")
+    return np.array(array, dtype=np.float64)
+
 
 @dataclass(frozen=True)
 class ReluNet:
@@ -25,13 +35,16 @@ class ReluNet:
 
     @classmethod
     def from_layers(cls, layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> ReluNet:
-        """Build from (W, b) pairs, checking shapes and finiteness; copies to read-only float64."""
+        """Build from (W, b) pairs, checking shapes and values; copies to read-only float64.
+
+        Every file format's loader ends here, so all formats accept the same weights: real numbers, finite and
+        within float32 range (what ONNX files and torch exports hold; larger weights overflow the bounds).
+        """
         if not layers:
             raise ModelFormatError("network has no layers")
         weights, biases = [], []
         for k, (w, b) in enumerate(layers):
-            w = np.array(w, dtype=np.float64)
-            b = np.array(b, dtype=np.float64).reshape(-1)
+            w, b = _real_array(w, k, "weight"), _real_array(b, k, "bias").reshape(-1)
             if w.ndim != 2:
                 raise ModelFormatError(f"layer {k}: weight must be 2-D (out, in), got shape {w.shape}")
             if b.shape[0] != w.shape[0]:
@@ -42,6 +55,8 @@ class ReluNet:
                 )
             if not (np.isfinite(w).all() and np.isfinite(b).all()):
                 raise ModelFormatError(f"layer {k}: weights or biases contain NaN or inf")
+            if max(np.abs(w).max(initial=0.0), np.abs(b).max(initial=0.0)) > MAX_ABS_WEIGHT:
+                raise ModelFormatError(f"layer {k}: weights or biases exceed the float32 range ({MAX_ABS_WEIGHT:.3g})")
             w.setflags(write=False)
             b.setflags(write=False)
             weights.append(w)

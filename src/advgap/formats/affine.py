@@ -1,0 +1,228 @@
+"""Affine tensors of the ONNX import: lazy linear maps from a layer's base, made dense one layer at a time.
+
+Every tensor that depends on the network input is affine in the current *base* — the network input, or the
+outputs of the latest ReLU layer: `Affine(op, const, depth)`. `op` is a graph of linear operators (Conv, Pad, Gemm,
+Reshape, ...) whose one leaf is the base, `const` the tensor's value where the base is 0. Nothing is multiplied out
+until a layer closes (a Relu, a max-pool level, the network output): `dense_matrix` then computes that layer's
+matrix from its smaller side — identity rows of the base pushed forward through the operators, or identity rows of
+the output pulled back through their adjoints — in chunks of bounded memory. The import thus costs about what the
+layers it produces cost, never a square matrix of a wide feature map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK_BYTES = 256 * 2**20  # working memory of one chunk of rows in `dense_matrix`
+MAX_DENSE_BYTES = 2 * 2**30  # the dense layers of one network together, with any working matrix built beside them
+
+
+class NodeError(Exception):
+    """Raised while interpreting one ONNX node; the importer turns it into a ModelFormatError naming the node."""
+
+
+class LinOp:
+    """A linear operator on batches: `forward(*xs)` maps arrays (rows, *parent.shape) to (rows, *shape), and
+    `adjoint(g)` maps (rows, *shape) back to one array per parent. A LinOp without parents is a base."""
+
+    __slots__ = ("adjoint", "forward", "parents", "shape")
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        parents: tuple[LinOp, ...] = (),
+        forward: Callable[..., np.ndarray] | None = None,
+        adjoint: Callable[[np.ndarray], tuple[np.ndarray, ...]] | None = None,
+    ) -> None:
+        self.shape, self.parents, self.forward, self.adjoint = shape, parents, forward, adjoint
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Affine:
+    """A tensor `op(base) + const`, affine in the base of layer `depth` (0: the network input)."""
+
+    op: LinOp
+    const: np.ndarray
+    depth: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.const.shape
+
+
+def base(size: int, depth: int) -> Affine:
+    """The base of layer `depth` itself: a vector of `size` variables."""
+    return Affine(LinOp((size,)), np.zeros(size), depth)
+
+
+def lift(x: Affine, forward: Callable[[np.ndarray], np.ndarray], adjoint: Callable[[np.ndarray], np.ndarray],
+         offset: np.ndarray | float = 0.0) -> Affine:
+    """`forward(x) + offset` for a linear `forward` on batches (leading axis: rows) with adjoint `adjoint`."""
+    const = forward(x.const[None])[0] + offset
+    op = LinOp(const.shape, (x.op,), forward, lambda g: (adjoint(g),))
+    return Affine(op, np.asarray(const, dtype=np.float64), x.depth)
+
+
+def reshape(x: Affine, shape: tuple[int, ...]) -> Affine:
+    old = x.shape
+    return lift(x, lambda v: v.reshape(v.shape[0], *shape), lambda g: g.reshape(g.shape[0], *old))
+
+
+def broadcast(x: Affine, shape: tuple[int, ...]) -> Affine:
+    """x broadcast to `shape` (numpy's rules, aligned on the right)."""
+    if x.shape == shape:
+        return x
+    old = x.shape
+    padded = (1,) * (len(shape) - len(old)) + old
+    return lift(x, lambda v: np.broadcast_to(v.reshape(v.shape[0], *padded), (v.shape[0], *shape)),
+                lambda g: unbroadcast(g, old))
+
+
+def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum a batch (rows, *broadcast shape) back to (rows, *shape): the adjoint of broadcasting."""
+    lead = g.ndim - 1 - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(1, 1 + lead)))
+    axes = tuple(i + 1 for i, d in enumerate(shape) if d == 1 and g.shape[i + 1] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def combine(parts: list[Affine], forward: Callable[..., np.ndarray],
+            adjoint: Callable[[np.ndarray], tuple[np.ndarray, ...]], offset: np.ndarray | float = 0.0) -> Affine:
+    """`forward(*parts) + offset` for affine tensors of one depth and a linear `forward` with adjoint `adjoint`."""
+    if len({p.depth for p in parts}) > 1:
+        raise NodeError("combines tensors computed before and after a Relu (not a feed-forward chain)")
+    const = forward(*(p.const[None] for p in parts))[0] + offset
+    op = LinOp(const.shape, tuple(p.op for p in parts), forward, adjoint)
+    return Affine(op, np.asarray(const, dtype=np.float64), parts[0].depth)
+
+
+def matrix_map(matrix: np.ndarray, x: Affine, offset: np.ndarray) -> Affine:
+    """`matrix @ x.flatten() + offset` as a vector."""
+    flat = reshape(x, (x.const.size,))
+    return lift(flat, lambda v: v @ matrix.T, lambda g: g @ matrix, offset)
+
+
+def check_dense(rows: int, cols: int, used: int = 0) -> int:
+    """Bytes of a dense float64 (rows, cols) matrix; NodeError if it, or it beside `used` bytes, exceeds the
+    limit."""
+    need = 8 * rows * cols
+    if need + used > MAX_DENSE_BYTES:
+        beside = f" ({_size(need + used)} with the layers before it)" if used else ""
+        raise NodeError(
+            f"its dense form needs {_size(need)}{beside}, limit {_size(MAX_DENSE_BYTES)}: too large for the dense "
+            "verifier"
+        )
+    return need
+
+
+def _size(n_bytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.2f} {unit}"
+    return f"{n_bytes} B"
+
+
+def _graph(op: LinOp) -> tuple[list[LinOp], LinOp, dict[LinOp, int]]:
+    """The operators `op` depends on, parents before children; its base; how many times each node is used."""
+    order: list[LinOp] = []
+    uses: dict[LinOp, int] = {}
+    seen: set[LinOp] = set()
+    stack: list[tuple[LinOp, bool]] = [(op, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        for parent in node.parents:
+            uses[parent] = uses.get(parent, 0) + 1
+            stack.append((parent, False))
+    bases = [node for node in order if not node.parents]
+    if len(bases) != 1:
+        raise NodeError(f"depends on {len(bases)} bases (not a feed-forward chain)")
+    return order, bases[0], uses
+
+
+def dense_matrix(op: LinOp, used: int = 0) -> np.ndarray:
+    """The matrix (op.size, base size) of `op`, from its smaller side, in chunks of about CHUNK_BYTES; `used`:
+    bytes of the dense layers before it (see `check_dense`)."""
+    order, leaf, uses = _graph(op)
+    n_out, n_in = op.size, leaf.size
+    check_dense(n_out, n_in, used)
+    matrix = np.empty((n_out, n_in))
+    rows = max(1, CHUNK_BYTES // (8 * sum(node.size for node in order)))
+    if n_out <= n_in:
+        for start in range(0, n_out, rows):
+            seed = _identity_rows(start, min(start + rows, n_out), n_out).reshape(-1, *op.shape)
+            matrix[start : start + rows] = _pull_back(order, leaf, op, seed)
+    else:
+        for start in range(0, n_in, rows):
+            seed = _identity_rows(start, min(start + rows, n_in), n_in)
+            matrix[:, start : start + rows] = _push_forward(order, leaf, uses, seed).reshape(len(seed), -1).T
+    return matrix
+
+
+def _identity_rows(start: int, stop: int, n: int) -> np.ndarray:
+    seed = np.zeros((stop - start, n))
+    seed[np.arange(stop - start), np.arange(start, stop)] = 1.0
+    return seed
+
+
+def _push_forward(order: list[LinOp], leaf: LinOp, uses: dict[LinOp, int], seed: np.ndarray) -> np.ndarray:
+    values = {leaf: seed}
+    left = dict(uses)
+    for node in order:
+        if node is leaf:
+            continue
+        values[node] = node.forward(*(values[p] for p in node.parents))
+        for parent in node.parents:
+            left[parent] -= 1
+            if not left[parent]:
+                del values[parent]
+    return values[order[-1]]
+
+
+def _pull_back(order: list[LinOp], leaf: LinOp, op: LinOp, seed: np.ndarray) -> np.ndarray:
+    grads = {op: seed}
+    for node in reversed(order):
+        if node is leaf:
+            break
+        g = grads.pop(node)
+        for parent, part in zip(node.parents, node.adjoint(g), strict=True):
+            grads[parent] = grads[parent] + part if parent in grads else part
+    return grads[leaf].reshape(len(seed), -1)
+
+
+class Layers:
+    """The dense (weight, bias) layers closed so far, each followed by a ReLU in the ReluNet, and their bytes."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.bytes = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self.pairs)
+
+    def dense(self, x: Affine) -> tuple[np.ndarray, np.ndarray]:
+        """x flattened to (W, b) over the current base, within the memory limit."""
+        if x.depth != self.depth:
+            raise NodeError("uses a tensor computed before an earlier Relu (not a feed-forward chain)")
+        return dense_matrix(x.op, self.bytes), x.const.reshape(-1)
+
+    def relu(self, weight: np.ndarray, bias: np.ndarray) -> Affine:
+        """Close the layer relu(weight @ base + bias); returns the base of its outputs."""
+        self.bytes += check_dense(*weight.shape, self.bytes)
+        self.pairs.append((weight, bias))
+        return base(len(bias), self.depth)
