@@ -15,7 +15,10 @@ def test_readme_python_api_block_runs(monkeypatch):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})
-    distance, deltas, answer = out.getvalue().strip().splitlines()
+    distance, deltas, answer, robust = out.getvalue().strip().splitlines()
     assert re.fullmatch(r"exact \d+\.\d\d\.\.\d+\.\d\d px, target \d", distance)
     assert len(eval(deltas)) == 8
     assert answer in ("holds", "violated")
+    pgd, proven, not_refuted = (eval(part) for part in re.findall(r"\[[^\]]*\]", robust))
+    assert len(pgd) == len(proven) == len(not_refuted) == 2
+    assert all(p <= a <= 8 and p <= n <= 8 for p, a, n in zip(proven, pgd, not_refuted, strict=True))

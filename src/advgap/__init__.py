@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Network", "check_robust", "closest_attack", "load_network", "min_distance", "mnist", "verify_vnnlib"]
+__all__ = ["Network", "check_robust", "closest_attack", "load_network", "min_distance", "mnist", "robust_accuracy",
+           "verify_vnnlib"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,9 @@
 """advgap's public Python API, re-exported by `import advgap` (see the README's "Python API").
 
-One loader (`load_network`), one network type (`Network`), and four questions: the certified closest adversary
+One loader (`load_network`), one network type (`Network`), and five questions: the certified closest adversary
 (`min_distance`), robustness at a radius (`check_robust`), a VNN-LIB property (`verify_vnnlib`; `advgap.verify` is
-the engine package) and the closest adversary a first-order attack finds (`closest_attack`). δ is an L∞ radius in
+the engine package), the closest adversary a first-order attack finds (`closest_attack`) and the robust accuracy of
+a set of images per radius, by attack and proven (`robust_accuracy`). δ is an L∞ radius in
 the units of the inputs ([0, 1] pixels: 1/255 is one grey level); "adversarial for target t" means
 logit_t ≥ logit_label (`advgap.adversarial`) everywhere. Images may be given flat or in the network's input shape, e.g.
 (1, 28, 28), or as a batch (B, 1, 28, 28).
@@ -11,6 +12,7 @@ logit_t ≥ logit_label (`advgap.adversarial`) everywhere. Images may be given f
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +29,11 @@ if TYPE_CHECKING:
     from torch import nn
 
     from advgap.attacks.base import AttackResult
+    from advgap.experiment.robust import RobustAccuracy
     from advgap.experiment.vnncomp import Outcome
 
-__all__ = ["Network", "check_robust", "closest_attack", "load_network", "min_distance", "mnist", "verify_vnnlib"]
+__all__ = ["Network", "check_robust", "closest_attack", "load_network", "min_distance", "mnist", "robust_accuracy",
+           "verify_vnnlib"]
 
 
 def mnist(split: str = "test", data_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -116,3 +120,20 @@ def closest_attack(model: Network | nn.Module, x: Any, labels: Any, targets: Any
                               fmn_steps=steps or defaults.fmn_steps)
     result = method.run(module, flat, ys, ts, settings)
     return AttackResult(result.x_adv.reshape(batch.shape), result.success, result.predicted, result.delta)
+
+
+def robust_accuracy(net: Network | ReluNet, x: Any, labels: Any, deltas: Sequence[float], *, exact: bool = False,
+                    timeout: float = 60.0, workers: int = 1, seed: int = 0) -> RobustAccuracy:
+    """Per radius in `deltas`, which of the images x (a batch, flat or image-shaped, in [0, 1]) are robust according
+    to FGSM, PGD, FMN and AutoAttack (ART's APGD-CE, APGD-T, Square), and, with `exact`, proven robust.
+
+    Returns a RobustAccuracy: per image and radius verdicts, `robust(attack)`, `proven()` and `not_refuted()` counts
+    (proven <= true <= not refuted; a misclassified image is not robust), `as_dict()` with the fractions of all
+    images. `timeout`: engine seconds per image over all radii; `workers`: processes.
+    """
+    from advgap.experiment.robust import Settings
+    from advgap.experiment.robust import robust_accuracy as run
+
+    settings = Settings(tuple(sorted(deltas)), exact=exact, timeout=timeout, seed=seed)
+    return run(_relu_net(net), np.asarray(x, dtype=np.float64), np.asarray(labels, dtype=np.int64), settings,
+               workers=workers)

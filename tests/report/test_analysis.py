@@ -57,3 +57,16 @@ def test_an_image_no_attack_reaches_counts_as_delta_one():
 
     mean, unreached = analysis.mean_minimal_px(Fake(), "fgsm")
     assert mean == pytest.approx((0.02 + 1.0) / 2 * 255) and unreached == 1
+
+
+def test_robust_accuracy_counts_from_the_stored_distances(small_store):
+    """At δ = 0.02: image 0 is refuted (every method within 0.02, FGSM exactly at it), image 1 proven (lower bound
+    0.0295) and robust for every attack, image 2 is misclassified, image 3 incomplete (neither proven nor refuted).
+    At δ = 0.005 image 0 is proven too (lower bound 0.0095)."""
+    (data,), _, _ = load(small_store)
+    assert analysis.robust_accuracy(data, 0.02) == {
+        "delta": 0.02, "images": 4, "robust": {"fgsm": 1, "pgd": 1, "fmn": 1}, "proven": 1, "not_refuted": 2,
+    }
+    at_005 = analysis.robust_accuracy(data, 0.005)
+    assert at_005["robust"] == {"fgsm": 2, "pgd": 2, "fmn": 2} and at_005["proven"] == 2
+    assert at_005["not_refuted"] == 3

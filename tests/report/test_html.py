@@ -19,6 +19,8 @@ def test_report_and_summary_hold_the_stored_numbers(small_store, expected):
     assert entry["mean_minimal_px"]["fgsm"] == pytest.approx(expected["mean_px"]["fgsm"])
     assert entry["median_relative_gap"]["pgd"] == pytest.approx(0.1)
     assert summary["selection"] is None
+    assert "<h2>Verified robust accuracy</h2>" in page and "0.00% ≤ true ≤ 25.00% (1 unsettled)" in page
+    assert [r["delta"] for r in entry["robust_accuracy"]] == [0.1, 0.2]
 
 
 def test_names_from_the_store_are_escaped(tmp_path):

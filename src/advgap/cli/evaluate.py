@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from advgap.attacks.evaluate import DEFAULT_FGSM_DELTA, evaluate
+from advgap.cli import robust
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,10 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="directory with the four MNIST IDX files, .gz or raw (default: $ADVGAP_DATA_DIR, else the bundled copy)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    robust.add_arguments(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if robust.requested(args):
+        return robust.run(args)
     result = evaluate(args.model, args.fgsm, args.data_dir)
     if args.json:
         print(json.dumps(result.as_dict()))

@@ -77,6 +77,8 @@ def _page(summary: dict[str, Any], figures: list[Figure]) -> str:
         _minimal_table(models),
         "<h2>Median relative gap max(δ<sub>attack</sub> − δ<sub>exact</sub>, 0) / δ<sub>exact</sub></h2>",
         _gap_table(models),
+        "<h2>Verified robust accuracy</h2>",
+        _robust_table(models),
         "<h2>Figures</h2>",
         *(_figure(f) for f in figures),
         "<h2>Timings</h2>",
@@ -159,6 +161,26 @@ def _gap_table(models: dict[str, Any]) -> str:
     note = ('<p class="note">Per (image, target) pair with a certified exact δ; 0 means the attack found the '
             "closest adversarial example (within the certified interval), 1 means it needed twice the distance. "
             "The last column is a soundness check and must be 0.</p>")
+    return _table(header, rows) + note
+
+
+def _robust_table(models: dict[str, Any]) -> str:
+    attacks = [a for a in ATTACKS if any(a in r["robust"] for e in models.values() for r in e["robust_accuracy"])]
+    rows = []
+    for name, m in models.items():
+        for r in m["robust_accuracy"]:
+            n = max(r["images"], 1)
+            unsettled = r["not_refuted"] - r["proven"]
+            exact = f"{_pct(r['proven'] / n)} ≤ true ≤ {_pct(r['not_refuted'] / n)}"
+            rows.append([(name, ""), (f"{r['delta']:g}", ""), *((_pct(r["robust"][a] / n), "") for a in attacks),
+                         (exact + (f" ({unsettled} unsettled)" if unsettled else ""), ""), (str(r["images"]), "")])
+    header = ["net", "δ", *(METHOD_LABELS[a] for a in attacks), "exact: proven ≤ true ≤ not refuted", "images"]
+    note = ('<p class="note">Fraction of the selected test images robust at δ (a misclassified image is not). An '
+            "attack counts an image robust when its closest adversary over all targets lies beyond δ; exact: proven "
+            "when the certified lower bound of the minimal δ exceeds δ, refuted when some method's adversarial point "
+            "lies within δ, between the two where the engine left an interval or an image is incomplete. "
+            "AutoAttack is not part of <code>advgap run</code>: <code>advgap evaluate --robust 0.1,0.2 --exact</code> "
+            "adds it (ART's APGD-CE, APGD-T and Square; ART has no FAB-T).</p>")
     return _table(header, rows) + note
 
 
