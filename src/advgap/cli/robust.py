@@ -44,11 +44,14 @@ def requested(args: argparse.Namespace) -> bool:
 
 
 def parse_radii(text: str) -> tuple[float, ...]:
-    """'0.2,0.1' → (0.1, 0.2), in increasing order; SpecError where a part is not a number."""
+    """'0.2,0.1' → (0.1, 0.2), in increasing order; SpecError where a part is not a number in (0, 1]."""
     try:
-        return tuple(sorted(float(part) for part in text.split(",")))
+        radii = tuple(sorted(float(part) for part in text.split(",")))
     except ValueError:
         raise SpecError(f"--robust {text!r}: expected comma-separated radii such as 0.1,0.2") from None
+    if not all(0 < r <= 1 for r in radii):  # also refuses NaN; checked before torch and ART are imported
+        raise SpecError(f"--robust {text!r}: radii must lie in (0, 1]")
+    return radii
 
 
 def run(args: argparse.Namespace) -> int:
