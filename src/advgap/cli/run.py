@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from advgap.cli.executor import add_executor_arguments, executor_from_args
 from advgap.errors import ConfigError
 from advgap.experiment.config import ATTACKS, ENGINES, N_CLASSES, N_TEST, RunConfig, default_workers
 from advgap.experiment.runner import run_experiment
@@ -35,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="target classes (default: all 10; each image skips its own label)")
     p.add_argument("--engine", default="native", choices=ENGINES, help="exact engine (default: native)")
     p.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated subset of fgsm,pgd,fmn (default: all)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes, or CPUs of a local Ray cluster (default: one per CPU core)")
+    add_executor_arguments(p)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per exact distance (default: 60)")
     p.add_argument("--tol", type=float, default=1e-3, help="tolerance on δ, in [0,1] units (default: 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the attacks' random starts (default: 0)")
@@ -84,12 +87,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
     )
-    summary = run_experiment(config, progress=not args.no_progress)
+    with executor_from_args(args, config.workers) as executor:
+        summary = run_experiment(config, progress=not args.no_progress, executor=executor)
     for model in summary.models:
         uncertified = f", {model.not_certified} exact δ not certified" if model.not_certified else ""
         print(f"{model.name}: {model.correct}/{model.images} images correctly classified, "
               f"{model.rows}/{model.expected} results stored ({model.added} new{uncertified})")
     state = "complete" if summary.complete else "INCOMPLETE"
-    print(f"{state} in {summary.seconds:.1f} s; results {summary.out / FILENAME}")
+    failed = f"; {summary.failed} task(s) failed, see the warnings above" if summary.failed else ""
+    print(f"{state} in {summary.seconds:.1f} s on {summary.executor}{failed}; results {summary.out / FILENAME}")
     print(f"report: {build_report(config.out, range(*config.images))}")
     return 0 if summary.complete else 1
