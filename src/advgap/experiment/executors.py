@@ -71,8 +71,9 @@ class Executor(abc.ABC):
         nodes = len({node for node, _ in self.seen})
         return f"{self.kind}: {_plural(len(self.seen), 'worker')} on {_plural(nodes, 'node')}"
 
+    @abc.abstractmethod
     def close(self) -> None:
-        """Release what the executor holds (nothing by default)."""
+        """Release what the executor holds (a cluster connection)."""
 
     def _count(self, outcomes: Iterable[Outcome]) -> Iterator[Outcome]:
         for outcome in outcomes:
@@ -103,6 +104,9 @@ class LocalExecutor(Executor):
         context = multiprocessing.get_context("spawn")
         with context.Pool(self.workers, _init_pool_worker, (init, *shared)) as pool:
             yield from self._count(pool.imap_unordered(run, tasks, chunksize=1))
+
+    def close(self) -> None:
+        """Nothing to release: each imap's pool ends with it."""
 
 
 def _init_pool_worker(init: Callable[..., None], *shared: Any) -> None:

@@ -28,16 +28,17 @@ MAX_BATCH = 64  # tasks per Ray task at most
 MAX_RETRIES = 3  # reruns of a batch whose worker process died
 REFRESH_S = 10.0  # how often the cluster's CPUs are counted again (nodes may join or leave)
 
-_LOADED: list[str] = []  # in a worker process: the object id of the shared state `init` last ran on
+_loaded: str | None = None  # in a worker process: the object id of the shared state `init` last ran on
 
 
 def _run_batch(fn: Callable[[Any], Any], init: Callable[..., None], shared: list[ray.ObjectRef],
                tasks: list[Any]) -> list[Outcome]:
     """Worker side: load the shared state if this process has not yet, then run the batch's tasks."""
+    global _loaded
     ref = shared[0]  # inside a list, so that Ray passes the reference and not the (large) value
-    if _LOADED != [ref.hex()]:
+    if ref.hex() != _loaded:
         init(*ray.get(ref))
-        _LOADED[:] = [ref.hex()]
+        _loaded = ref.hex()
     node = ray.get_runtime_context().get_node_id()
     return [guarded(fn, node, task) for task in tasks]
 
