@@ -126,8 +126,9 @@ def open_executor(kind: str, workers: int, address: str | None = None) -> Execut
     if address is None or _loopback(address):
         # Keep a local cluster on 127.0.0.1: on Linux Ray otherwise swaps loopback for the network address.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    if address is None:
+    if address is None:  # a cluster of our own: no usage report to Ray's servers; token auth, Ray's default, unsaid
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     try:
         from advgap.experiment.ray_executor import RayExecutor
     except ModuleNotFoundError as exc:
