@@ -2,23 +2,14 @@
 
 import logging
 
-import numpy as np
 import pytest
 
-from advgap.data.mnist import load_mnist
 from advgap.experiment import methods
 from advgap.experiment.config import RunConfig
 from advgap.experiment.executors import LocalExecutor
-from advgap.experiment.runner import ExactTask, _init_worker, _run_task, load_models, run_experiment
+from advgap.experiment.runner import ExactTask, _init_worker, _run_task, run_experiment
 from advgap.experiment.store import ResultStore
-
-
-def shared_state(net_file, timeout=20.0):
-    """What `_init_worker` takes for the tiny net: nets, pixels, labels, config."""
-    (model,) = load_models((str(net_file),))
-    images, labels = load_mnist("test")
-    pixels = images.reshape(len(images), -1).astype(np.float64) / 255.0
-    return ({model.name: model.net}, pixels, labels, RunConfig(models=(str(net_file),), timeout=timeout))
+from support.tasks import shared_state
 
 
 @pytest.mark.parametrize("workers", [1, 2])
