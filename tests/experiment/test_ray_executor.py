@@ -7,10 +7,12 @@ like a user's; this process is connected too, to check the cluster and to run th
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -152,23 +154,24 @@ def _descends_from(pid, ancestor):
 
 def test_a_worker_killed_mid_task_is_rerun_nothing_is_lost_and_time_limits_hold(cluster, tmp_path):
     # The adversarial net with a 1 s limit: exact tasks take up to a second, long enough to kill one running.
-    config = settings("adversarial", tmp_path, images=(0, 4), attacks=("fgsm",), timeout=1.0)
-    child = driver(cluster, config)
+    # The driver is a thread of this process, on its connection to the cluster.
+    config = RunConfig(**settings("adversarial", tmp_path, images=(0, 4), attacks=("fgsm",), timeout=1.0))
+    summaries = []
+    run = threading.Thread(target=lambda: summaries.append(
+        run_experiment(config, progress=False, executor=RayExecutor(cluster, 1))))
+    run.start()
     killed = None
-    try:
-        deadline = time.monotonic() + 120
-        while killed is None and child.poll() is None and time.monotonic() < deadline:
-            running = _task_workers() if count(tmp_path, "exact") >= 1 else {}
-            if running:
-                killed = min(running)
-                os.kill(killed, signal.SIGKILL)
-            time.sleep(0.005)
-        out, err = child.communicate(timeout=300)
-    finally:
-        child.kill()
+    deadline = time.monotonic() + 120
+    while killed is None and run.is_alive() and time.monotonic() < deadline:
+        running = _task_workers() if count(tmp_path, "exact") >= 1 else {}
+        if running:
+            killed = min(running)
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.005)
+    run.join(timeout=300)
     assert killed is not None, "no worker was caught running a task"
-    assert child.returncode == 0, err
-    assert out.strip().endswith("failed 0 complete"), out
+    (summary,) = summaries
+    assert summary.complete and summary.failed == 0 and summary.models[0].added == 4 * 2 * 2
     rows = stored(tmp_path)
     assert len(rows) == 4 * 2 * 2 and all(r.model == "adversarial" for r in rows.values())
     exact = [r for r in rows.values() if r.method == "exact"]
@@ -178,12 +181,12 @@ def test_a_worker_killed_mid_task_is_rerun_nothing_is_lost_and_time_limits_hold(
 
 
 def test_interrupted_and_killed_drivers_resume_with_nothing_lost_or_duplicated(cluster, tiny_net_file, tmp_path):
-    config = settings(tiny_net_file, tmp_path / "ray", images=(0, 8), targets=(1, 3, 5, 7))
-    n_rows = 4 * sum(1 for label in (7, 2, 1, 0, 4, 1, 4, 9) for t in (1, 3, 5, 7) if t != label)
+    config = settings(tiny_net_file, tmp_path / "ray", images=(0, 8), targets=(1, 3, 5, 7), attacks=("fgsm",))
+    n_rows = 2 * sum(1 for label in (7, 2, 1, 0, 4, 1, 4, 9) for t in (1, 3, 5, 7) if t != label)
     # Ctrl-C: the CLI driver cancels its tasks, ends its session and exits 130.
     cli = [sys.executable, "-m", "advgap", "run", "--models", str(tiny_net_file), "--images", "8", "--targets",
-           "1,3,5,7", "--timeout", "20", "--no-progress", "--out", config["out"], "--executor", "ray",
-           "--ray-address", cluster]
+           "1,3,5,7", "--attacks", "fgsm", "--timeout", "20", "--no-progress", "--out", config["out"],
+           "--executor", "ray", "--ray-address", cluster]
     child = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: count(config["out"], "exact") >= 2, child)
     child.send_signal(signal.SIGINT)
@@ -194,6 +197,10 @@ def test_interrupted_and_killed_drivers_resume_with_nothing_lost_or_duplicated(c
     assert sum(1 for k in interrupted if k[3] == "exact") >= 2 and len(interrupted) < n_rows
     with ResultStore.read(config["out"]) as store:
         assert store.sessions()[0]["finished"] is not None
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ray.available_resources().get("CPU", 0) == 2  # its tasks were stopped, none is left running
     # kill -9: nothing but the rows stored so far survives.
     child = driver(cluster, config)
     try:
@@ -228,15 +235,14 @@ def test_a_raising_task_on_the_cluster_comes_back_with_its_task(cluster, tiny_ne
 
 def test_mindist_on_the_cluster_prints_the_local_rows(cluster, tiny_net_file, capsys):
     args = ["mindist", "--model", str(tiny_net_file), "--images", "0:4", "--json", "--no-progress"]
-    proc = subprocess.run([sys.executable, "-m", "advgap", *args, "--executor", "ray", "--ray-address", cluster],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    assert main([*args, "--executor", "ray", "--ray-address", cluster]) == 0  # on this process's connection
+    remote_out, remote_err = capsys.readouterr()
     assert main(args) == 0
     local = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    remote = [json.loads(line) for line in proc.stdout.splitlines()]
+    remote = [json.loads(line) for line in remote_out.splitlines()]
     assert [r["index"] for r in remote] == [0, 1, 2, 3]  # in image order, whatever order they finished in
     for a, b in zip(remote, local, strict=True):
         assert {k: a[k] for k in ("index", "label", "predicted", "target", "status")} == \
                {k: b[k] for k in ("index", "label", "predicted", "target", "status")}
         assert a["status"] == "exact" and abs(a["lower"] - b["lower"]) <= TOL and abs(a["upper"] - b["upper"]) <= TOL
-    assert proc.stderr.strip().splitlines()[-1].startswith("advgap: ray: ")
+    assert re.fullmatch(r"advgap: ray: \d+ workers on 2 nodes", remote_err.strip().splitlines()[-1])

@@ -4,7 +4,7 @@ The driver puts the shared state (nets, images, settings) into the object store 
 runs `init` on it the first time one of its tasks needs it and keeps it for the next. Tasks go out in batches, at
 most two per CPU of the cluster in flight, spread over the nodes; each batch is sized from the task times seen so
 far to about BATCH_SECONDS of work, so that scheduling stays a small part of it. Ray reruns a batch whose worker
-process died (MAX_RETRIES); leaving `imap` early (an error, Ctrl-C, a closed generator) cancels every batch still
+process died (MAX_RETRIES); leaving `imap` early (an error, Ctrl-C, a closed generator) stops every batch still
 out. Only the driver sees the outcomes, so only it writes results.
 """
 
@@ -84,12 +84,22 @@ class RayExecutor(Executor):
                 self._learn(outcomes)
                 yield from self._count(outcomes)
         finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            if pending:
+                self._abandon(pending)
 
     def close(self) -> None:
         if self._connected and ray.is_initialized():
             ray.shutdown()
+
+    def _abandon(self, pending: dict[ray.ObjectRef, list[Any]]) -> None:
+        """Stop the batches still out. On a connection of its own the executor ends it, and Ray stops the job's
+        tasks with it: in Ray 2.60 `ray.cancel` can race a task that is just finishing into a failed check that
+        ends the driver. On a connection it was handed, it cancels them one by one."""
+        if self._connected:
+            ray.shutdown()
+            return
+        for ref in pending:
+            ray.cancel(ref, force=True)
 
     @staticmethod
     def _cpus() -> int:
