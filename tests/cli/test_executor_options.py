@@ -1,11 +1,14 @@
-"""`--executor` / `--ray-address` mistakes on `advgap run` and `advgap mindist`: one error line, exit 2."""
+"""`--executor` / `--ray-address` mistakes on `advgap run` and `advgap mindist` (one error line, exit 2), and how
+`advgap mindist` reports an image whose task failed."""
 
+import json
 import socket
 import sys
 
+import numpy as np
 import pytest
 
-from advgap.cli import main
+from advgap.cli import main, mindist
 
 
 def closed_loopback_port():
@@ -40,3 +43,20 @@ def test_executor_ray_without_ray_names_the_extra(monkeypatch, capsys, tmp_path)
     assert main(["run", "--no-progress", "--out", str(tmp_path / "out"), "--executor", "ray"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "advgap: error: --executor ray needs Ray, the optional extra: pip install 'advgap[ray]'"
+
+
+def test_mindist_reports_a_failed_image_and_prints_the_others_in_order(monkeypatch, capsys):
+    solve = mindist.min_linf_distance
+
+    def failing_on_image_1(net, x, label, *args):
+        if np.array_equal(x, mindist._STATE["images"][1]):
+            raise RuntimeError("solver fell over")
+        return solve(net, x, label, *args)
+
+    monkeypatch.setattr(mindist, "min_linf_distance", failing_on_image_1)
+    argv = ["mindist", "--model", "vanilla", "--target", "3", "--images", "0:3", "--json", "--no-progress"]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["index"] for line in out.splitlines()] == [0, 2]
+    assert err.strip().splitlines() == ["advgap: image 1 failed: RuntimeError: solver fell over",
+                                        "advgap: 1 image(s) failed"]

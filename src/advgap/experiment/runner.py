@@ -227,7 +227,7 @@ def _compute(store: ResultStore, session: int, config: RunConfig, models: list[M
                 if remaining[(row.model, row.image)] == 0:
                     bars[row.model].update(1)
     finally:
-        outcomes.close()  # ends the pool or cancels the tasks still out
+        outcomes.close()  # ends the pool, or stops the Ray tasks still out
         torch.set_num_threads(threads)
         _STATE.clear()
         for bar in bars.values():
