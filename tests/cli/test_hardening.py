@@ -132,6 +132,12 @@ def test_5_a_foreign_sqlite_file_is_refused_untouched(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [FILENAME]
 
 
+def _default_sigint() -> None:
+    """As in a terminal: a test runner started in the background (`cmd &`) ignores SIGINT, and its children would
+    inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _children(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -146,7 +152,8 @@ def test_6_a_signal_while_workers_start_ends_the_run_without_tracebacks(sig, gro
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "advgap", "run", "--models", "vanilla", "--images", "20",
                              "--workers", "2", "--no-progress", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     deadline = time.monotonic() + 60
     while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # the resource tracker, then the first worker, which now imports torch

@@ -12,6 +12,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+from advgap.cli.executor import add_executor_arguments, executor_from_args
 from advgap.cli.options import parse_images
 from advgap.errors import ConfigError
 from advgap.experiment.config import ATTACKS, N_CLASSES, N_TEST, RunConfig, default_workers
@@ -40,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", default="native", choices=ENGINE_NAMES, help="exact engine (default: native)")
     p.add_argument("--attacks", default=",".join(ATTACKS),
                    help=f"comma-separated subset of {','.join(ATTACKS)} (default: all)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes, or CPUs of a local Ray cluster (default: one per CPU core)")
+    add_executor_arguments(p)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per exact distance (default: 60)")
     p.add_argument("--tol", type=float, default=1e-3, help="tolerance on δ, in [0,1] units (default: 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the attacks' random starts (default: 0)")
@@ -81,14 +84,15 @@ def run(args: argparse.Namespace) -> int:
     from advgap.experiment.runner import run_experiment  # torch and matplotlib only once the settings are valid
     from advgap.report.html import build_report
 
-    with _sigterm_interrupts():
-        summary = run_experiment(config, progress=not args.no_progress)
+    with _sigterm_interrupts(), executor_from_args(args, config.workers) as executor:
+        summary = run_experiment(config, progress=not args.no_progress, executor=executor)
     for model in summary.models:
         uncertified = f", {model.not_certified} exact δ not certified" if model.not_certified else ""
         print(f"{model.name}: {model.correct}/{model.images} images correctly classified, "
               f"{model.rows}/{model.expected} results stored ({model.added} new{uncertified})")
     state = "complete" if summary.complete else "INCOMPLETE"
-    print(f"{state} in {summary.seconds:.1f} s; results {summary.out / FILENAME}")
+    failed = f"; {summary.failed} task(s) failed, see the warnings above" if summary.failed else ""
+    print(f"{state} in {summary.seconds:.1f} s on {summary.executor}{failed}; results {summary.out / FILENAME}")
     print(f"report: {build_report(config.out, range(*config.images))}")
     return 0 if summary.complete else 1
 

@@ -2,20 +2,19 @@
 
 Per model: the correctly classified images of the selection, each target class other than the label, the closest
 δ each chosen attack finds (batched over images × targets, one task per chunk of images) and the exact minimal δ
-(one task per image and target). Tasks run in this process (one worker) or in a pool of spawned processes; only
-this process writes to the store, one transaction per finished task, so a killed run resumes where it stopped.
+(one task per image and target). Tasks run on an executor (`advgap.experiment.executors`: this process, a pool of
+spawned processes, or a Ray cluster); only this process writes to the store, one transaction per finished task,
+so a killed run resumes where it stopped. A task that fails is logged with its images and the run goes on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import multiprocessing
 import time
 import zlib
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from advgap.data.mnist import load_mnist
 from advgap.errors import ConfigError, ModelFormatError
 from advgap.experiment import methods
 from advgap.experiment.config import N_CLASSES, N_INPUTS, RunConfig
-from advgap.experiment.signals import held_signals, release_in_worker
+from advgap.experiment.executors import Executor, LocalExecutor
 from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RowStatus
 from advgap.models.bundled import BUNDLED
 from advgap.models.loader import load_network
@@ -95,6 +94,8 @@ class RunSummary:
     out: Path
     seconds: float
     models: tuple[ModelSummary, ...]
+    executor: str = ""  # who ran the tasks, e.g. "ray: 4 workers on 2 nodes"
+    failed: int = 0  # tasks that raised (their rows are missing)
 
     @property
     def complete(self) -> bool:
@@ -157,7 +158,7 @@ def _chunk_seed(seed: int, model_code: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, model_code, chunk]).generate_state(1)[0])
 
 
-# What the process that runs tasks holds: the parent with one worker, else each pool process.
+# What a process that runs tasks holds: this one with one local worker, else each worker process.
 _STATE: dict[str, Any] = {}
 
 
@@ -167,18 +168,13 @@ def _init_worker(nets: dict[str, ReluNet], pixels: np.ndarray, labels: np.ndarra
     _STATE.update(nets=nets, torch_nets=torch_nets, pixels=pixels, labels=labels, config=config)
 
 
-def _init_pool_worker(*args: Any) -> None:
-    release_in_worker()  # Ctrl-C reaches the parent, which ends the pool
-    _init_worker(*args)
-
-
-def _run_task(task: Task) -> tuple[Task, list[ResultRow]]:
+def _run_task(task: Task) -> list[ResultRow]:
     config: RunConfig = _STATE["config"]
     pixels, labels = _STATE["pixels"], _STATE["labels"]
     if isinstance(task, ExactTask):
         net = _STATE["nets"][task.model]
         x, label = pixels[task.image], int(labels[task.image])
-        return task, [methods.exact_row(net, task.model, task.image, x, label, task.target, config)]
+        return [methods.exact_row(net, task.model, task.image, x, label, task.target, config)]
     rows: list[ResultRow] = []
     for method in config.methods[:-1]:
         pairs = [(image, target) for image, target, m in task.triples if m == method]
@@ -189,31 +185,20 @@ def _run_task(task: Task) -> tuple[Task, list[ResultRow]]:
             rows += methods.attack_rows(
                 method, torch_net, task.model, images, pixels[images], labels[images], targets, config, task.seed
             )
-    return task, rows
+    return rows
 
 
-def _execute(config: RunConfig, nets: dict[str, ReluNet], pixels: np.ndarray, labels: np.ndarray,
-             tasks: list[Task]) -> Iterator[tuple[Task, list[ResultRow]]]:
-    """Run tasks in this process or in a spawned pool, yielding results as they finish."""
-    if config.workers == 1 or len(tasks) <= 1:
-        threads = torch.get_num_threads()
-        _init_worker(nets, pixels, labels, config)
-        try:
-            yield from map(_run_task, tasks)
-        finally:
-            torch.set_num_threads(threads)
-            _STATE.clear()
-        return
-    context = multiprocessing.get_context("spawn")
-    with contextlib.ExitStack() as stack:
-        with held_signals():
-            pool = stack.enter_context(context.Pool(config.workers, _init_pool_worker, (nets, pixels, labels, config)))
-        yield from pool.imap_unordered(_run_task, tasks, chunksize=1)
+def _label(task: Task) -> str:
+    """The work a task stands for, for messages."""
+    if isinstance(task, ExactTask):
+        return f"{task.model} image {task.image} target {task.target} (exact)"
+    images = sorted({image for image, _, _ in task.triples})
+    return f"{task.model} images {', '.join(map(str, images))} (attacks)"
 
 
 def _compute(store: ResultStore, session: int, config: RunConfig, models: list[Model], plans: list[Plan],
-             pixels: np.ndarray, labels: np.ndarray, progress: bool) -> Counter[str]:
-    """Run every planned task, storing each task's rows as it finishes; returns rows added per model."""
+             pixels: np.ndarray, labels: np.ndarray, progress: bool, executor: Executor) -> tuple[Counter[str], int]:
+    """Run every planned task, storing each task's rows as it finishes; returns rows added per model, failures."""
     remaining = Counter((p.model, i) for p in plans for t in p.tasks
                         for i in ([t.image] if isinstance(t, ExactTask) else [i for i, _, _ in t.triples]))
     bars = {
@@ -222,30 +207,43 @@ def _compute(store: ResultStore, session: int, config: RunConfig, models: list[M
         for k, p in enumerate(plans)
     }
     added: Counter[str] = Counter()
+    failed = 0
     # Cheap attacks first; then exact distances image by image, alternating models, so that an interrupted run
     # leaves every model with results for the same images.
     order = {p.model: k for k, p in enumerate(plans)}
     tasks = [task for p in plans for task in p.tasks if isinstance(task, AttackTask)]
     tasks += sorted((task for p in plans for task in p.tasks if isinstance(task, ExactTask)),
                     key=lambda t: (t.image, order[t.model], t.target))
+    threads = torch.get_num_threads()  # _init_worker sets one thread where the tasks run in this process
+    outcomes = executor.imap(_run_task, tasks, _init_worker, ({m.name: m.net for m in models}, pixels, labels, config))
     try:
-        for task, rows in _execute(config, {m.name: m.net for m in models}, pixels, labels, tasks):
-            added[task.model] += store.add(rows, session)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                failed += 1
+                log.warning("task failed: %s: %s", _label(outcome.task), outcome.error)
+                continue
+            rows = outcome.value
+            added[outcome.task.model] += store.add(rows, session)
             for row in rows:
                 remaining[(row.model, row.image)] -= 1
                 if remaining[(row.model, row.image)] == 0:
                     bars[row.model].update(1)
     finally:
+        outcomes.close()  # ends the pool, or stops the Ray tasks still out
+        torch.set_num_threads(threads)
+        _STATE.clear()
         for bar in bars.values():
             bar.close()
-    return added
+    return added, failed
 
 
-def run_experiment(config: RunConfig, progress: bool = True) -> RunSummary:
+def run_experiment(config: RunConfig, progress: bool = True, executor: Executor | None = None) -> RunSummary:
     """Compute and store every missing row of the selection (see the module docstring); returns a summary.
 
     progress: show one progress bar per model on stderr (images done / correctly classified images, ETA).
+    executor: where the tasks run (default: a LocalExecutor of `config.workers` processes).
     """
+    executor = executor or LocalExecutor(config.workers)
     started = time.perf_counter()
     models = load_models(config.models)
     images, labels = load_mnist("test", config.data_dir)
@@ -254,7 +252,7 @@ def run_experiment(config: RunConfig, progress: bool = True) -> RunSummary:
     selection = range(*config.images)
     with ResultStore.open(config.out, identity) as store:
         get_engine(config.engine).require()  # fail before any work, not in every task
-        session = store.begin_session(f"{selection.start}:{selection.stop}", config.workers)
+        session = store.begin_session(f"{selection.start}:{selection.stop}", executor.workers)
         known = {row.model for row in store.models()}
         plans = []
         for model in models:
@@ -267,7 +265,7 @@ def run_experiment(config: RunConfig, progress: bool = True) -> RunSummary:
             correct = [i for i, p in zip(selection, predicted, strict=True) if p == labels[i]]
             plans.append(plan(config, model.name, correct, labels, store.statuses(model.name).keys()))
         try:
-            added = _compute(store, session, config, models, plans, pixels, labels, progress)
+            added, failed = _compute(store, session, config, models, plans, pixels, labels, progress, executor)
         finally:
             store.end_session(session)
         summaries = []
@@ -276,4 +274,4 @@ def run_experiment(config: RunConfig, progress: bool = True) -> RunSummary:
             uncertified = sum(1 for key, status in stored.items() if key[2] == "exact" and status != RowStatus.EXACT)
             summaries.append(ModelSummary(p.model, len(selection), len(p.correct), len(stored), len(p.expected),
                                           added[p.model], uncertified))
-    return RunSummary(Path(config.out), time.perf_counter() - started, tuple(summaries))
+    return RunSummary(Path(config.out), time.perf_counter() - started, tuple(summaries), executor.describe(), failed)
