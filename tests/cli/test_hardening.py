@@ -27,6 +27,7 @@ from advgap.formats.network import read_network_file
 from advgap.formats.nnet import write_nnet
 from advgap.models.bundled import bundled_path
 from support import broken
+from support.signals import default_sigint
 
 MNISTFC = Path(__file__).resolve().parents[2].parent / "shared" / "vnncomp_mnistfc"
 N, P5, H = MNISTFC / "mnist-net_256x2.onnx", MNISTFC / "prop_0_0.05.vnnlib", MNISTFC / "prop_1_0.03.vnnlib"
@@ -132,12 +133,6 @@ def test_5_a_foreign_sqlite_file_is_refused_untouched(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [FILENAME]
 
 
-def _default_sigint() -> None:
-    """As in a terminal: a test runner started in the background (`cmd &`) ignores SIGINT, and its children would
-    inherit that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _children(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -153,7 +148,7 @@ def test_6_a_signal_while_workers_start_ends_the_run_without_tracebacks(sig, gro
     proc = subprocess.Popen([sys.executable, "-m", "advgap", "run", "--models", "vanilla", "--images", "20",
                              "--workers", "2", "--no-progress", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=_default_sigint)
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 60
     while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # the resource tracker, then the first worker, which now imports torch

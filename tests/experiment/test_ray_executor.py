@@ -33,6 +33,7 @@ from advgap.experiment.executors import open_executor
 from advgap.experiment.ray_executor import RayExecutor
 from advgap.experiment.runner import ExactTask, _init_worker, _run_task, run_experiment
 from advgap.experiment.store import FILENAME, ResultStore, RowStatus
+from support.signals import default_sigint
 from support.tasks import shared_state
 
 NODE = {"num_cpus": 1, "object_store_memory": 200 * 2**20}
@@ -187,7 +188,7 @@ def test_interrupted_and_killed_drivers_resume_with_nothing_lost_or_duplicated(c
     cli = [sys.executable, "-m", "advgap", "run", "--models", str(tiny_net_file), "--images", "8", "--targets",
            "1,3,5,7", "--attacks", "fgsm", "--timeout", "20", "--no-progress", "--out", config["out"],
            "--executor", "ray", "--ray-address", cluster]
-    child = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     wait_for(lambda: count(config["out"], "exact") >= 2, child)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=120)
