@@ -55,6 +55,7 @@ def test_text_table_on_the_bundled_adversarial_net(capsys):
         (["--robust", "0.1,0.1"], "distinct"),
         (["--robust", "0.1,a"], "expected comma-separated radii"),
         (["--exact"], "--exact needs --robust"),
+        (["--robust", "0.1", "--fgsm", "0.2"], "--fgsm and --robust exclude each other"),
         (["--images", "5"], "--images needs --robust"),
         (["--robust", "0.1", "--timeout", "5"], "--timeout needs --exact"),
         (["--robust", "0.1", "--exact", "--timeout", "0"], "--timeout must be a positive number of seconds"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from advgap.attacks.evaluate import DEFAULT_FGSM_DELTA, evaluate
 from advgap.cli import robust
+from advgap.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fgsm",
         type=float,
-        default=DEFAULT_FGSM_DELTA,
+        default=None,
         metavar="DELTA",
         help=f"L∞ radius of the FGSM attack in pixel units of [0, 1] (default {DEFAULT_FGSM_DELTA} = 51/255)",
     )
@@ -42,8 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if robust.requested(args):
+        if args.fgsm is not None:
+            raise ConfigError("--fgsm and --robust exclude each other (--robust evaluates FGSM at its own radii)")
         return robust.run(args)
-    result = evaluate(args.model, args.fgsm, args.data_dir)
+    result = evaluate(args.model, DEFAULT_FGSM_DELTA if args.fgsm is None else args.fgsm, args.data_dir)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
