@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _worktree import baseline_worktree
+
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_COMMIT = "e0396c7"
 SAMPLE = [  # net i_j : property
@@ -72,12 +74,6 @@ def run(engine: str, src: Path, onnx: Path, vnnlib: Path, timeout: float) -> dic
     return json.loads(lines[-1])
 
 
-def ensure_baseline(path: Path) -> Path:
-    if not (path / "src" / "advgap").is_dir():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), BASELINE_COMMIT], check=True)
-    return path / "src"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=REPO / "runs" / "acasxu", help="the .onnx and .vnnlib files")
@@ -92,7 +88,8 @@ def main() -> int:
         engine, onnx, vnnlib, timeout = args.worker
         worker(engine, onnx, vnnlib, float(timeout))
         return 0
-    engines = {"e0396c7": ("native", ensure_baseline(args.baseline)), "new": ("native", REPO / "src")}
+    baseline = baseline_worktree(BASELINE_COMMIT, args.baseline) / "src"
+    engines = {"e0396c7": ("native", baseline), "new": ("native", REPO / "src")}
     if args.marabou:
         engines["marabou"] = ("marabou", REPO / "src")
     header = f"{'instance':<10} {'expected':<9}" + "".join(f" {name:>17}" for name in engines)

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from _worktree import baseline_worktree
 from advgap.data.mnist import mnist_arrays
 from advgap.formats.onnx_import import load_onnx
-from deeper_nets import REPO, baseline_worktree, train
+from deeper_nets import REPO, train
 
 IMPORT_CHILD = """
 import json, sys, time

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from _worktree import baseline_worktree
 from advgap.attacks.gradient import pgd
 from advgap.data.mnist import mnist_arrays
 from advgap.formats.onnx_import import load_onnx
@@ -184,20 +185,6 @@ def save_weights(net: ReluNet, path: Path) -> Path:
               for kind, a in (("W", w), ("b", b))}
     np.savez(path, **arrays)
     return path
-
-
-def baseline_worktree(rev: str, directory: Path) -> Path:
-    """A git worktree of `rev` at `directory`, added when missing; refuses one checked out at another commit."""
-    want = subprocess.run(["git", "-C", str(REPO), "rev-parse", f"{rev}^{{commit}}"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    if not directory.exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(directory.resolve()), want],
-                       check=True, capture_output=True)
-    have = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    if have != want:
-        sys.exit(f"{directory} is checked out at {have[:7]}, not {rev} ({want[:7]}): remove it or pass --worktree")
-    return directory
 
 
 @dataclass(frozen=True)

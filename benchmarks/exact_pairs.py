@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _worktree import baseline_worktree
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,12 +60,6 @@ def _run(src: Path, net: str, n: int, timeout: float) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def _worktree(rev: str, path: Path) -> Path:
-    if not path.is_dir():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev], check=True)
-    return path / "src"
-
-
 def _overlap(a: dict, b: dict) -> bool:
     inf = float("inf")
     return a["lower"] <= (b["upper"] or inf) + 1e-3 and b["lower"] <= (a["upper"] or inf) + 1e-3
@@ -80,7 +76,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="e0396c7", help="git revision of the older engine")
     parser.add_argument("--worktree", help="its worktree (default runs/baseline-REV, added when missing)")
     args = parser.parse_args()
-    old_src = _worktree(args.baseline, Path(args.worktree or ROOT / f"runs/baseline-{args.baseline}"))
+    old_src = baseline_worktree(args.baseline, Path(args.worktree or ROOT / f"runs/baseline-{args.baseline}")) / "src"
     print(f"exact per-target distances, first {args.n} correctly classified test images, all targets, "
           f"tol 1e-3, {args.timeout:g} s per pair, one core each, engines one after the other")
     print("| net | pairs | exact new | exact baseline | CPU s new | CPU s baseline | baseline / new | disagreements |")

@@ -23,25 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from _worktree import baseline_worktree
+
 REPO = Path(__file__).resolve().parents[1]
 MNISTFC = REPO.parent / "shared" / "vnncomp_mnistfc"
 NET, HARD, EASY = MNISTFC / "mnist-net_256x2.onnx", MNISTFC / "prop_1_0.03.vnnlib", MNISTFC / "prop_2_0.05.vnnlib"
 IMAGE = 2315  # the MNIST test image at the centre of HARD's box
 LIMITS = (2.0, 5.0, 10.0)
-
-
-def baseline_worktree(rev: str, directory: Path) -> Path:
-    """A git worktree of `rev` at `directory`, added when missing; refuses one checked out at another commit."""
-    want = subprocess.run(["git", "-C", str(REPO), "rev-parse", f"{rev}^{{commit}}"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    if not directory.exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(directory.resolve()), want],
-                       check=True, capture_output=True)
-    have = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    if have != want:
-        sys.exit(f"{directory} is checked out at {have[:7]}, not {rev} ({want[:7]}): remove it or pass --worktree")
-    return directory
 
 
 def advgap(src: Path, *args: object) -> tuple[subprocess.CompletedProcess, float]:
