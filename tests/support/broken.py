@@ -17,21 +17,12 @@ from advgap.formats.netfile import save_net
 from advgap.formats.nnet import write_nnet
 from advgap.formats.onnx_export import to_onnx
 from advgap.verify.network import ReluNet
+from support.tiny_benchmark import HOLDS
 
 # Defects every file kind has; network files also have "NaN weights", ONNX files "unsupported operator".
 COMMON = ("empty", "truncated", "wrong magic", "directory")
 NET_DEFECTS = (*COMMON, "NaN weights")
-VNNLIB = """\
-(declare-const X_0 Real)
-(declare-const X_1 Real)
-(declare-const Y_0 Real)
-(declare-const Y_1 Real)
-(assert (>= X_0 0))
-(assert (<= X_0 1))
-(assert (>= X_1 0))
-(assert (<= X_1 1))
-(assert (>= Y_0 1.5))
-"""
+VNNLIB = HOLDS  # the tiny benchmark's property that holds
 INSTANCES = "tiny.onnx,holds.vnnlib,30\n"
 EXPECTED = "network,property,expected\ntiny.onnx,holds.vnnlib,holds\n"
 
