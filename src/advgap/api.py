@@ -99,13 +99,13 @@ def closest_attack(model: Network | nn.Module, x: Any, labels: Any, targets: Any
 
     from advgap.attacks.base import AttackResult
     from advgap.attacks.registry import AttackSettings, get_attack
-    from advgap.models.torchnet import to_torch
+    from advgap.models.torchnet import parameter_dtype, to_torch
 
     method = get_attack(attack)
     if isinstance(model, Network):
         module, dtype = to_torch(model.net, torch.float64), torch.float64
     else:
-        module, dtype = model, next((p.dtype for p in model.parameters()), torch.float32)
+        module, dtype = model, parameter_dtype(model)
     batch = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(dtype)
     if batch.ndim < 2:
         raise SpecError(f"closest_attack takes a batch of inputs, got shape {tuple(batch.shape)}")

@@ -12,10 +12,11 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+from advgap.attacks.registry import ATTACK_NAMES
 from advgap.cli.executor import add_executor_arguments, executor_from_args
 from advgap.cli.options import parse_images
 from advgap.errors import ConfigError
-from advgap.experiment.config import ATTACKS, N_CLASSES, N_TEST, RunConfig, default_workers
+from advgap.experiment.config import N_CLASSES, N_TEST, RunConfig, default_workers
 from advgap.experiment.store import FILENAME
 from advgap.verify.engines import ENGINE_NAMES
 
@@ -39,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--targets", default=None, metavar="T,T,...",
                    help="target classes (default: all 10; each image skips its own label)")
     p.add_argument("--engine", default="native", choices=ENGINE_NAMES, help="exact engine (default: native)")
-    p.add_argument("--attacks", default=",".join(ATTACKS),
-                   help=f"comma-separated subset of {','.join(ATTACKS)} (default: all)")
+    p.add_argument("--attacks", default=",".join(ATTACK_NAMES),
+                   help=f"comma-separated subset of {','.join(ATTACK_NAMES)} (default: all)")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes, or CPUs of a local Ray cluster (default: one per CPU core)")
     add_executor_arguments(p)

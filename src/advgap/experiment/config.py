@@ -18,8 +18,7 @@ from advgap.attacks.registry import ATTACK_NAMES, DEFAULT_FMN_STEPS, DEFAULT_PGD
 from advgap.errors import ConfigError
 from advgap.verify.engines import ENGINE_NAMES
 
-ATTACKS = ATTACK_NAMES
-METHODS = (*ATTACKS, "exact")
+METHODS = (*ATTACK_NAMES, "exact")
 N_TEST = 10_000
 N_INPUTS = 784  # MNIST 28×28
 N_CLASSES = 10
@@ -52,7 +51,7 @@ class RunConfig:
     images: tuple[int, int] = (0, 100)
     targets: tuple[int, ...] = tuple(range(N_CLASSES))  # target classes; each image skips its own label
     engine: str = "native"
-    attacks: tuple[str, ...] = ATTACKS
+    attacks: tuple[str, ...] = ATTACK_NAMES
     workers: int = field(default_factory=default_workers)
     out: Path = Path("runs/default")
     timeout: float = 60.0
@@ -76,9 +75,9 @@ class RunConfig:
             raise ConfigError(f"a target is listed twice: {list(self.targets)}")
         if self.engine not in ENGINE_NAMES:
             raise ConfigError(f"unknown engine {self.engine!r} (use one of {', '.join(ENGINE_NAMES)})")
-        unknown = [a for a in self.attacks if a not in ATTACKS]
+        unknown = [a for a in self.attacks if a not in ATTACK_NAMES]
         if unknown:
-            raise ConfigError(f"unknown attack {unknown[0]!r} (use any of {', '.join(ATTACKS)})")
+            raise ConfigError(f"unknown attack {unknown[0]!r} (use any of {', '.join(ATTACK_NAMES)})")
         if len(set(self.attacks)) != len(self.attacks):
             raise ConfigError(f"an attack is listed twice: {','.join(self.attacks)}")
         if self.workers < 1:
@@ -95,7 +94,7 @@ class RunConfig:
     @property
     def methods(self) -> tuple[str, ...]:
         """Stored methods in a fixed order: the chosen attacks, then the exact distance."""
-        return (*(a for a in ATTACKS if a in self.attacks), "exact")
+        return (*(a for a in ATTACK_NAMES if a in self.attacks), "exact")
 
     def identity(self, model_hashes: dict[str, str], data_hash: str) -> dict[str, Any]:
         """What a stored row depends on; `model_hashes` maps each model's store name to the hash of its weights."""

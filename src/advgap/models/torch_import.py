@@ -20,7 +20,7 @@ from torch import nn
 
 from advgap.errors import ModelFormatError
 from advgap.formats.onnx_import import CHECK_RTOL, CHECK_SAMPLES, load_onnx
-from advgap.models.torchnet import eval_mode
+from advgap.models.torchnet import eval_mode, parameter_dtype
 from advgap.verify.network import ReluNet
 
 SUPPORTED: tuple[type[nn.Module], ...] = (
@@ -38,7 +38,7 @@ def from_torch(module: nn.Module, input_shape: tuple[int, ...] | None = None) ->
     """
     _check_layers(module)
     shape = _input_shape(module, input_shape)
-    dtype = next((p.dtype for p in module.parameters()), torch.float32)
+    dtype = parameter_dtype(module)
     with eval_mode(module), tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "module.onnx"
         _export(module, torch.zeros((1, *shape), dtype=dtype), path)
@@ -52,7 +52,7 @@ def from_torch(module: nn.Module, input_shape: tuple[int, ...] | None = None) ->
 
 def replay_torch(module: nn.Module, input_shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
     """Flat float64 inputs (n,) or (batch, n) → the module's own logits in float64, run in eval mode."""
-    dtype = next((p.dtype for p in module.parameters()), torch.float32)
+    dtype = parameter_dtype(module)
 
     def replay(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)

@@ -36,6 +36,11 @@ def to_torch(net: ReluNet, dtype: torch.dtype = torch.float32) -> nn.Sequential:
     return model.eval()
 
 
+def parameter_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of the module's parameters (float32 for a module without any)."""
+    return next((p.dtype for p in module.parameters()), torch.float32)
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Run `model` in eval mode, restoring its previous train/eval mode on exit."""

@@ -19,7 +19,6 @@ from advgap.experiment.config import N_CLASSES
 from advgap.experiment.store import ModelRow, ResultStore, RowStatus
 
 PX = 255.0
-ATTACKS = ATTACK_NAMES
 METHOD_LABELS = {**{name: attack.label for name, attack in REGISTRY.items()}, "exact": "exact"}
 STUDY_ATTACK = "fgsm"  # the study's figures compare FGSM with the exact perturbation
 ROBUST_RADII = (0.1, 0.2)  # the study's δ = 0.2 and half of it
@@ -110,7 +109,7 @@ class ModelData:
 def load(store: ResultStore, selection: range | None = None) -> list[ModelData]:
     """Per model in the store: the complete images of `selection` (all stored images if None) and their pairs."""
     identity = store.identity() or {}
-    methods = tuple(m for m in (*ATTACKS, "exact") if m in (*identity.get("attacks", ()), "exact"))
+    methods = tuple(m for m in (*ATTACK_NAMES, "exact") if m in (*identity.get("attacks", ()), "exact"))
     targets = identity.get("targets", range(N_CLASSES))
     out = []
     for info in store.models():

@@ -19,9 +19,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from advgap.report.analysis import ATTACKS, METHOD_LABELS, PX, STUDY, STUDY_ATTACK, ModelData, mean_minimal_px
+from advgap.attacks.registry import ATTACK_NAMES
+from advgap.report.analysis import METHOD_LABELS, PX, STUDY, STUDY_ATTACK, ModelData, mean_minimal_px
 
-COLORS = {**dict(zip(ATTACKS, ("tab:orange", "tab:green", "tab:purple", "tab:red", "tab:brown"), strict=False)),
+COLORS = {**dict(zip(ATTACK_NAMES, ("tab:orange", "tab:green", "tab:purple", "tab:red", "tab:brown"), strict=False)),
           "exact": "tab:blue"}
 N_EXAMPLES = 4
 BIN_WIDTHS = (1, 2, 5, 10, 20, 25, 50)  # pixels; the smallest giving at most MAX_BINS bins
@@ -151,7 +152,7 @@ def minimal_delta_bins(data: ModelData, path: Path) -> Path:
 
 def mean_minimal_bars(models: Sequence[ModelData], path: Path) -> Path:
     """Mean minimal δ in pixels per net and method, with the study's values marked."""
-    methods = [m for m in (*ATTACKS, "exact") if any(m in d.methods for d in models)]
+    methods = [m for m in (*ATTACK_NAMES, "exact") if any(m in d.methods for d in models)]
     fig, ax = plt.subplots(figsize=(2.2 + 1.8 * len(models), 4))
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):

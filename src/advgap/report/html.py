@@ -17,9 +17,10 @@ from typing import Any
 
 from advgap import __version__
 from advgap.adversarial import DESCRIPTION
+from advgap.attacks.registry import ATTACK_NAMES
 from advgap.experiment.store import ResultStore
 from advgap.report import analysis
-from advgap.report.analysis import ATTACKS, METHOD_LABELS
+from advgap.report.analysis import METHOD_LABELS
 from advgap.report.figures import Figure, render_all
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _accuracy_table(models: dict[str, Any]) -> str:
 
 
 def _minimal_table(models: dict[str, Any]) -> str:
-    methods = [m for m in (*ATTACKS, "exact") if any(m in e["mean_minimal_px"] for e in models.values())]
+    methods = [m for m in (*ATTACK_NAMES, "exact") if any(m in e["mean_minimal_px"] for e in models.values())]
     rows = []
     for name, m in models.items():
         study = m["study"] or {}
@@ -150,7 +151,7 @@ def _minimal_table(models: dict[str, Any]) -> str:
 
 
 def _gap_table(models: dict[str, Any]) -> str:
-    attacks = [a for a in ATTACKS if any(a in e["median_relative_gap"] for e in models.values())]
+    attacks = [a for a in ATTACK_NAMES if any(a in e["median_relative_gap"] for e in models.values())]
     rows = []
     for name, m in models.items():
         cells = [(name, ""), (str(m["pairs"]), "")]
@@ -165,7 +166,7 @@ def _gap_table(models: dict[str, Any]) -> str:
 
 
 def _robust_table(models: dict[str, Any]) -> str:
-    attacks = [a for a in ATTACKS if any(a in r["robust"] for e in models.values() for r in e["robust_accuracy"])]
+    attacks = [a for a in ATTACK_NAMES if any(a in r["robust"] for e in models.values() for r in e["robust_accuracy"])]
     rows = []
     for name, m in models.items():
         for r in m["robust_accuracy"]:
