@@ -46,7 +46,7 @@ def read_network_file(path: str | Path) -> Network:
         from advgap.formats.onnx_import import CHECK_RTOL, load_onnx  # importing onnx takes most of a second
 
         model = load_onnx(path)
-        return Network(model.net, model.replayer, str(path), model.replayer.input_shape, replay_rtol=CHECK_RTOL)
+        return Network(model.net, model.replayer, str(path), model.replayer.input_shape, model.meta, CHECK_RTOL)
     if path.suffix == ".npz":
         net, meta = load_net(path)
         return Network(net, net.forward, str(path), (net.n_inputs,), meta)

@@ -1,12 +1,15 @@
 """Export a ReluNet as ONNX: input `input` of shape [N, 784] (float32), output `logits` [N, 10].
 
 The graph is one Gemm (transB=1, weights in their (out, in) layout) per layer with a Relu between layers, opset 13,
-built with `onnx.helper` so it needs neither torch nor an exporter.
+built with `onnx.helper` so it needs neither torch nor an exporter. advgap's metadata (training recipe, accuracies)
+travels as JSON in the model's `metadata_props` under `META_KEY`, read back by `advgap.formats.onnx_import`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -16,6 +19,7 @@ from advgap.files import atomic_write
 from advgap.verify.network import ReluNet
 
 OPSET = 13
+META_KEY = "advgap"
 
 
 def to_onnx(net: ReluNet, name: str = "advgap-mlp") -> onnx.ModelProto:
@@ -43,8 +47,23 @@ def to_onnx(net: ReluNet, name: str = "advgap-mlp") -> onnx.ModelProto:
     return model
 
 
-def save_onnx(path: str | Path, net: ReluNet) -> None:
-    """Write `net` as an ONNX file, atomically."""
-    path = Path(path)
-    with atomic_write(path) as fh:
-        fh.write(to_onnx(net, path.stem).SerializeToString())
+def set_metadata(model: onnx.ModelProto, meta: dict[str, Any]) -> None:
+    """Store `meta` as JSON in the model's metadata under `META_KEY` (replacing an earlier entry)."""
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != META_KEY]
+    del model.metadata_props[:]
+    for key, value in [*kept, (META_KEY, json.dumps(meta, sort_keys=True))]:
+        model.metadata_props.add(key=key, value=value)
+
+
+def write_onnx(path: str | Path, model: onnx.ModelProto) -> None:
+    """Write an ONNX model atomically."""
+    with atomic_write(Path(path)) as fh:
+        fh.write(model.SerializeToString())
+
+
+def save_onnx(path: str | Path, net: ReluNet, meta: dict[str, Any] | None = None) -> None:
+    """Write `net` as an ONNX file, atomically, with `meta` if given."""
+    model = to_onnx(net, Path(path).stem)
+    if meta is not None:
+        set_metadata(model, meta)
+    write_onnx(path, model)

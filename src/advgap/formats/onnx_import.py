@@ -12,9 +12,11 @@ The input's symbolic dimensions count as 1 and the ReluNet's inputs are the inpu
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -27,6 +29,7 @@ from advgap.errors import ModelFormatError
 from advgap.formats.affine import Affine, Layers, NodeError, base, reshape
 from advgap.formats.maxpool import POOL_HANDLERS
 from advgap.formats.onnx_attrs import Value
+from advgap.formats.onnx_export import META_KEY
 from advgap.formats.onnx_ops import HANDLERS
 from advgap.verify.network import ReluNet
 
@@ -89,6 +92,7 @@ class OnnxModel:
     net: ReluNet
     replayer: OnnxReplayer
     max_abs_diff: float
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def load_onnx(path: str | Path) -> OnnxModel:
@@ -117,7 +121,21 @@ def load_onnx(path: str | Path) -> OnnxModel:
         raise ModelFormatError(
             f"{path}: imported network differs from onnxruntime by {diff:.3g} (allowed {CHECK_RTOL * scale:.3g})"
         )
-    return OnnxModel(net, replayer, diff)
+    return OnnxModel(net, replayer, diff, read_metadata(model, str(path)))
+
+
+def read_metadata(model: onnx.ModelProto, source: str) -> dict[str, Any]:
+    """The advgap metadata (training recipe, accuracies) stored under `META_KEY`, or {} if there is none."""
+    for prop in model.metadata_props:
+        if prop.key == META_KEY:
+            try:
+                meta = json.loads(prop.value)
+            except json.JSONDecodeError as exc:
+                raise ModelFormatError(f"{source}: metadata {META_KEY!r} is not JSON ({exc})") from exc
+            if not isinstance(meta, dict):
+                raise ModelFormatError(f"{source}: metadata {META_KEY!r} is not a JSON object")
+            return meta
+    return {}
 
 
 def onnx_to_relunet(model: onnx.ModelProto, source: str = "<onnx>") -> ReluNet:

@@ -51,7 +51,7 @@ def _linear(x: Value, forward: Callable[[np.ndarray], np.ndarray], adjoint: Call
 def _add(a: Value, b: Value, sign: float) -> Value:
     """a + sign * b for constants and affine tensors."""
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return a + sign * b
+        return a + b if sign > 0 else a - b  # integer constants (shape arithmetic) stay integers
     shape = np.broadcast_shapes(a.shape, b.shape)
     if isinstance(a, Affine) and isinstance(b, Affine):
         return combine([broadcast(a, shape), broadcast(b, shape)], lambda u, v: u + sign * v,
@@ -94,6 +94,16 @@ def _op_div(args: Args, attrs: Attrs, opset: int, layers: Layers) -> Value:
     if np.any(b == 0):
         raise NodeError("divides by zero")
     return a / b if isinstance(a, np.ndarray) else _scale(a, 1.0 / as_float(b))
+
+
+def _op_mod(args: Args, attrs: Attrs, opset: int, layers: Layers) -> Value:
+    """Mod of constants (torch's export computes axis indices with it); never of the network's values."""
+    a, b = args
+    if isinstance(a, Affine) or isinstance(b, Affine):
+        raise NodeError("takes the modulus of an input-dependent tensor (not linear)")
+    if np.any(b == 0):
+        raise NodeError("takes a modulus by zero")
+    return np.fmod(a, b) if int(attrs.get("fmod", 0)) else np.mod(a, b)
 
 
 def _swap(x: Affine) -> Affine:
@@ -510,6 +520,7 @@ HANDLERS: dict[str, Handler] = {
     "Unsqueeze": _op_unsqueeze,
     "Constant": _op_constant,
     "Neg": _op_neg,
+    "Mod": _op_mod,
     "Conv": _op_conv,
     "AveragePool": _op_average_pool,
     "GlobalAveragePool": _op_global_average_pool,

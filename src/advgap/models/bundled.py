@@ -1,7 +1,8 @@
-"""The bundled study nets (`vanilla`, `adversarial`): where they lie, and how a trained net is saved beside them.
+"""The bundled nets (the study's `vanilla` and `adversarial`, and the zoo's): where they lie, how one is saved.
 
-A net is stored as `<name>.npz` (advgap network file, with metadata) and `<name>.onnx` beside it. The ONNX exporter
-is imported only to save one: importing `onnx` takes most of a second.
+A dense net is stored as `<name>.npz` (advgap network file, with metadata) and `<name>.onnx` beside it; a conv net
+only as `<name>.onnx` of its own layers (with the metadata inside; its dense form would be tens of MB). The ONNX
+exporter is imported only to save one: importing `onnx` takes most of a second.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from typing import Any
 
 from advgap.errors import ModelFormatError
 from advgap.formats.netfile import save_net
+from advgap.models.zoo import STUDY_NETS, ZOO_NAMES
 from advgap.verify.network import ReluNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-BUNDLED = ("vanilla", "adversarial")
+BUNDLED = (*STUDY_NETS, *ZOO_NAMES)
 
 
-def bundled_path(name: str, suffix: str = ".npz") -> Path:
-    """Where the bundled net `name` is stored (`.npz`, or `.onnx` for its ONNX export)."""
-    return WEIGHTS_DIR / f"{name}{suffix}"
+def bundled_path(name: str) -> Path:
+    """The file the bundled net `name` is loaded from: its `.npz`, or its `.onnx` where there is no `.npz`."""
+    npz = WEIGHTS_DIR / f"{name}.npz"
+    return npz if npz.is_file() else npz.with_suffix(".onnx")
 
 
 def save_with_onnx(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> Path:
@@ -31,5 +34,5 @@ def save_with_onnx(path: str | Path, net: ReluNet, meta: dict[str, Any]) -> Path
 
     save_net(path, net, meta)
     onnx_path = path.with_suffix(".onnx")
-    save_onnx(onnx_path, net)
+    save_onnx(onnx_path, net, meta)
     return onnx_path

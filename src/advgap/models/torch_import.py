@@ -13,12 +13,14 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from advgap.errors import ModelFormatError
+from advgap.formats.onnx_export import set_metadata, write_onnx
 from advgap.formats.onnx_import import CHECK_RTOL, CHECK_SAMPLES, load_onnx
 from advgap.models.torchnet import eval_mode, parameter_dtype
 from advgap.verify.network import ReluNet
@@ -48,6 +50,26 @@ def from_torch(module: nn.Module, input_shape: tuple[int, ...] | None = None) ->
             raise ModelFormatError(str(exc).replace(str(path), f"torch module {type(module).__name__}")) from exc
         _compare(net, replay_torch(module, shape), type(module).__name__)
     return net
+
+
+def export_onnx(module: nn.Module, path: str | Path, input_shape: tuple[int, ...] | None = None,
+                meta: dict[str, Any] | None = None) -> None:
+    """Write `module` (supported layers only) as an ONNX file with torch's exporter, with advgap metadata `meta`.
+
+    Unlike `advgap.formats.onnx_export.save_onnx` of its ReluNet, this keeps the module's own layers: a conv net
+    stays a few hundred KB instead of its dense matrices.
+    """
+    import onnx
+
+    _check_layers(module)
+    shape = _input_shape(module, input_shape)
+    with eval_mode(module), tempfile.TemporaryDirectory() as tmp:
+        exported = Path(tmp) / "module.onnx"
+        _export(module, torch.zeros((1, *shape), dtype=parameter_dtype(module)), exported)
+        model = onnx.load_model(str(exported))
+    if meta is not None:
+        set_metadata(model, meta)
+    write_onnx(path, model)
 
 
 def replay_torch(module: nn.Module, input_shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:

@@ -1,4 +1,5 @@
-"""Vanilla and adversarial training of the study's MNIST MLPs, resumable and bit-reproducible.
+"""Vanilla and adversarial training of the study's MNIST nets (MLPs of any depth, ConvSmall), resumable and
+bit-reproducible.
 
 Vanilla: cross-entropy, Adam (lr 1e-4), batches of 64. Adversarial: starts from a vanilla net; every batch is
 attacked with targeted iterated FGSM (random target != label, uniform random start in the δ-box, `attack_steps`
@@ -18,12 +19,13 @@ draws its targets and starts from one `torch.Generator` seeded with `seed`. A ch
 optimizer, the generator state, the batch counter and the time spent, so a resumed run ends with the same weights,
 bit for bit, as an uninterrupted one.
 
-Two attack paths: `attack_autograd` (reference, any depth) and `attack_closed_form` (one hidden layer only: the
+Two attack paths: `attack_autograd` (reference, any model) and `attack_closed_form` (one hidden layer only: the
 input gradient of the targeted CE written out by hand with the same kernels autograd uses, several times faster).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import time
@@ -39,55 +41,14 @@ from tqdm import tqdm
 
 from advgap.errors import ConfigError
 from advgap.files import atomic_write
+from advgap.models.profile import Profile
 from advgap.models.torch_import import from_torch
-from advgap.models.torchnet import make_mlp, to_torch
+from advgap.models.torchnet import describe, make_model, to_torch
 from advgap.verify.network import ReluNet
 
 log = logging.getLogger(__name__)
 
 KINDS = ("vanilla", "adversarial")
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How long and how hard to train; `adversarial_stages` is a sequence of (δ, number of batches).
-
-    `warmup_batches` > 0 raises δ linearly from δ_1/warmup to the first stage's δ_1 over the first batches (what
-    `norm` logit pairing needs to train, see the module docstring). `logit_pairing`: "squared" or "norm".
-    """
-
-    name: str
-    vanilla_batches: int
-    adversarial_stages: tuple[tuple[float, int], ...]
-    batch_size: int = 64
-    lr: float = 1e-4
-    hidden: tuple[int, ...] = (50,)
-    attack_steps: int = 40
-    step_factor: float = 2.5
-    logit_weight: float = 1.0
-    logit_pairing: str = "squared"
-    warmup_batches: int = 0
-    checkpoint_every_s: float = 300.0
-
-    def total_batches(self, kind: str) -> int:
-        if kind == "vanilla":
-            return self.vanilla_batches
-        return sum(n for _, n in self.adversarial_stages)
-
-    def alpha_at(self, delta: float) -> float:
-        """The attack's step size at radius δ: step_factor·δ/attack_steps."""
-        return self.step_factor * delta / self.attack_steps
-
-    def delta_at(self, batch: int) -> float:
-        """The attack radius δ of adversarial batch number `batch` (0-based)."""
-        end = 0
-        for delta, n in self.adversarial_stages:
-            end += n
-            if batch < end:
-                if batch < self.warmup_batches:
-                    return self.adversarial_stages[0][0] * (batch + 1) / self.warmup_batches
-                return delta
-        raise ConfigError(f"batch {batch} is past the end of profile {self.name!r}")
 
 
 PROFILES = {
@@ -107,11 +68,13 @@ def get_profile(name: str) -> Profile:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The trained net (or the net so far when stopped early), its metadata and whether training is complete."""
+    """The trained net (or the net so far when stopped early), its metadata, whether training is complete, and the
+    torch model itself (a conv net keeps its layers there)."""
 
     net: ReluNet
     meta: dict[str, Any]
     finished: bool
+    model: nn.Module
 
 
 class BatchSource:
@@ -206,7 +169,8 @@ def logit_pairing_loss(clean: torch.Tensor, adv: torch.Tensor, kind: str) -> tor
 
 
 def is_single_hidden(model: nn.Sequential) -> bool:
-    return sum(isinstance(m, nn.Linear) for m in model) == 2
+    """Whether `model` is Linear, ReLU, Linear (what `attack_closed_form` computes)."""
+    return [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Linear]
 
 
 class Trainer:
@@ -214,9 +178,12 @@ class Trainer:
 
     def __init__(
         self, kind: str, profile: Profile, seed: int, train_data: tuple[np.ndarray, np.ndarray], *,
-        init: ReluNet | None = None, checkpoint_dir: str | Path | None = None, fast: bool = True,
+        init: ReluNet | nn.Module | None = None, checkpoint_dir: str | Path | None = None, fast: bool = True,
     ):
-        """`train_data`: inputs (N, 784) float32 in [0, 1] and labels (N,), e.g. `mnist_arrays("train")`."""
+        """`train_data`: inputs (N, 784) float32 in [0, 1] and labels (N,), e.g. `mnist_arrays("train")`.
+
+        `init`: the net adversarial training starts from, a ReluNet (copied into an MLP) or a torch model of the
+        profile's architecture (copied, e.g. the vanilla trainer's `model`)."""
         if kind not in KINDS:
             raise ConfigError(f"unknown training kind {kind!r} (choose from {', '.join(KINDS)})")
         if kind == "adversarial" and init is None:
@@ -224,8 +191,13 @@ class Trainer:
         self.kind, self.profile, self.seed = kind, profile, seed
         torch.manual_seed(seed)
         if init is None:
-            self.model = make_mlp(784, profile.hidden, 10)
+            self.model = make_model(profile.arch, profile.hidden)
+        elif isinstance(init, nn.Module):
+            self.model = copy.deepcopy(init).train()
         else:
+            if profile.arch != "mlp":
+                raise ConfigError(f"a {profile.arch} net starts from a torch model of its own architecture, "
+                                  "not from a dense network file")
             if init.n_inputs != 784 or init.n_outputs != 10:
                 raise ConfigError(f"initial net is {init.n_inputs}-...-{init.n_outputs}, training needs 784-...-10")
             self.model = to_torch(init).train()
@@ -317,13 +289,11 @@ class Trainer:
                     last_save = now
         if self.checkpoint_path is not None:
             self.save_checkpoint()
-        return TrainResult(from_torch(self.model), self.meta(), self.batch >= self.total)
+        return TrainResult(from_torch(self.model, (784,)), self.meta(), self.batch >= self.total, self.model)
 
     def meta(self) -> dict[str, Any]:
-        linears = [m for m in self.model if isinstance(m, nn.Linear)]
-        net_sizes = "-".join(str(n) for n in (*(m.in_features for m in linears), linears[-1].out_features))
         meta: dict[str, Any] = {
-            "architecture": net_sizes, "kind": self.kind, "profile": asdict(self.profile), "seed": self.seed,
+            "architecture": describe(self.model), "kind": self.kind, "profile": asdict(self.profile), "seed": self.seed,
             "batches": self.batch, "train_time_s": round(self.elapsed_s, 1), "torch_version": torch.__version__,
         }
         if self.kind == "adversarial":
