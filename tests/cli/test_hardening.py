@@ -25,7 +25,7 @@ from advgap.experiment.store import FILENAME, ResultRow, ResultStore, RowStatus
 from advgap.formats.netfile import save_net
 from advgap.formats.network import read_network_file
 from advgap.formats.nnet import write_nnet
-from advgap.models.bundled import bundled_path
+from advgap.models.bundled import WEIGHTS_DIR
 from support import broken
 from support.signals import default_sigint
 
@@ -83,7 +83,7 @@ def test_1_run_stores_a_network_file_under_its_stem_and_builds_the_figures(tmp_p
     from advgap.cli import main
 
     out = tmp_path / "out"
-    argv = ["run", "--models", str(bundled_path("vanilla", ".onnx")), "--images", "1", "--targets", "3",
+    argv = ["run", "--models", str(WEIGHTS_DIR / "vanilla.onnx"), "--images", "1", "--targets", "3",
             "--attacks", "fgsm", "--workers", "1", "--timeout", "10", "--no-progress", "--out", str(out)]
     assert main(argv) == 0
     with ResultStore.read(out) as store:

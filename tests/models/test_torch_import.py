@@ -80,3 +80,16 @@ def test_nan_weights_and_missing_input_shape_are_refused():
         load_network(module)
     with pytest.raises(ModelFormatError, match="give the input shape"):
         load_network(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2, 2)))
+
+
+def test_a_conv_net_on_flat_inputs_imports_through_its_unflatten():
+    """torch exports nn.Unflatten with shape arithmetic on integer constants (Shape, Mod, Add, Slice, Concat)."""
+    from advgap.models.torchnet import make_conv_small
+
+    torch.manual_seed(0)
+    model = make_conv_small()
+    net = from_torch(model, (784,))
+    assert net.hidden_sizes == (2704, 800, 100)
+    x = torch.rand(3, 784)
+    with torch.no_grad():
+        np.testing.assert_allclose(net.forward(x.double().numpy()), model(x).double().numpy(), rtol=1e-4, atol=1e-5)

@@ -70,3 +70,31 @@ def test_robust_accuracy_counts_from_the_stored_distances(small_store):
     at_005 = analysis.robust_accuracy(data, 0.005)
     assert at_005["robust"] == {"fgsm": 2, "pgd": 2, "fmn": 2} and at_005["proven"] == 2
     assert at_005["not_refuted"] == 3
+
+
+def test_depth_row_bounds_the_gap_where_the_engine_left_an_interval(small_store):
+    """Image 0 target 9 is the one uncertified pair, exact δ in [0.05, 0.1], FGSM at 0.2 and PGD at 0.11."""
+    data = load(small_store)[0][0]
+    low, high = data.relative_gap_bounds("fgsm")
+    timeout = (data.pairs.image == 0) & (data.pairs.target == 9)
+    assert low[timeout] == pytest.approx(1.0) and high[timeout] == pytest.approx(3.0)
+    assert np.array_equal(low[~timeout], high[~timeout])
+    row = analysis.depth_row(data, tol=0.001)
+    # lows: 1 ×9, 2 ×6, inf ×3 → median 1.5; highs: 1 ×8, 2 ×6, 3, inf ×3 → median 2; certified only: 2
+    assert row["median_relative_gap_bounds"]["fgsm"] == pytest.approx([1.5, 2.0])
+    assert row["median_relative_gap_bounds"]["pgd"] == pytest.approx([0.1, 0.1])
+    assert (row["pairs"], row["pairs_exact"], row["images"], row["images_exact"]) == (18, 17, 2, 2)
+    assert row["mean_minimal_px_exact_bounds"] == pytest.approx([(0.0095 + 0.0295) / 2 * 255, 0.02 * 255])
+    assert row["engine_seconds_per_image"] == pytest.approx(18 * 0.25 / 2)
+    assert row["relu_layers"] is None  # the store's model has no metadata to read it from
+
+
+def test_models_are_ordered_by_relu_layers():
+    from advgap.experiment.store import ModelRow
+
+    def model(name, meta):
+        return analysis.ModelData(ModelRow(name, "x", meta), ("exact",), 0, 0, None)
+
+    nets = [model("conv", {"relu_layers": [2704, 800, 100]}), model("own", {}), model("study", {
+        "architecture": "784-50-10"}), model("deep", {"relu_layers": [100] * 4})]
+    assert [m.name for m in analysis.by_depth(nets)] == ["study", "conv", "deep", "own"]

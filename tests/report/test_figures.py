@@ -12,7 +12,7 @@ def test_every_figure_is_rendered_from_the_store(small_store, tmp_path):
     names = sorted(f.path.name for f in figures)
     assert names == sorted([
         "cosine_vanilla.png", "heatmaps_vanilla.png", "bins_vanilla.png", "mean_minimal_delta.png",
-        "attack_vs_exact.png", "relative_gap_cdf.png",
+        "attack_vs_exact.png", "relative_gap_cdf.png", "gap_vs_depth.png",
     ])
     for figure in figures:
         assert figure.path.read_bytes()[:8] == PNG and figure.path.stat().st_size > 5_000, figure.path
@@ -26,4 +26,4 @@ def test_a_store_without_complete_images_still_renders(tmp_path):
     with ResultStore.read(tmp_path) as store:
         models = analysis.load(store)
     figures = render_all(models, tmp_path / "figs")
-    assert len(figures) == 6 and all(f.path.read_bytes()[:8] == PNG for f in figures)
+    assert len(figures) == 7 and all(f.path.read_bytes()[:8] == PNG for f in figures)

@@ -9,7 +9,7 @@ def test_report_and_summary_hold_the_stored_numbers(small_store, expected):
     path = build_report(small_store)
     page = path.read_text()
     assert path == small_store / "report.html"
-    assert page.count('src="data:image/png;base64,') == 6
+    assert page.count('src="data:image/png;base64,') == 7
     assert "<script" not in page
     assert f"{expected['mean_px']['exact']:.2f}" in page  # mean minimal δ, exact
     assert "97.00%" in page and "95.00%" in page  # study's clean accuracy beside ours

@@ -18,6 +18,7 @@ from advgap.cli.options import parse_images
 from advgap.errors import ConfigError
 from advgap.experiment.config import N_CLASSES, N_TEST, RunConfig, default_workers
 from advgap.experiment.store import FILENAME
+from advgap.models.zoo import ZOO_ALIAS, ZOO_NAMES, expand_names
 from advgap.verify.engines import ENGINE_NAMES
 
 DEFAULT_IMAGES = 100
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--models", default="vanilla,adversarial",
                    help="comma-separated bundled names or network files, .npz, .onnx or .nnet, each stored under its "
-                   "file name without suffix (default: vanilla,adversarial)")
+                   f"file name without suffix; {ZOO_ALIAS}: the study's nets and the zoo of deeper nets "
+                   f"({', '.join(ZOO_NAMES)}) (default: vanilla,adversarial)")
     chosen = p.add_mutually_exclusive_group()
     chosen.add_argument("--images", default=str(DEFAULT_IMAGES), metavar="N|A:B",
                         help=f"first N test images, or indices A to B-1 (default: {DEFAULT_IMAGES})")
@@ -70,7 +72,7 @@ def parse_targets(text: str | None) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     config = RunConfig(
-        models=_names(args.models),
+        models=expand_names(_names(args.models)),
         images=(0, N_TEST) if args.all else parse_images(args.images),
         targets=parse_targets(args.targets),
         engine=args.engine,

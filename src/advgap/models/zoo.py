@@ -17,11 +17,10 @@ from advgap.models.profile import Profile
 
 @dataclass(frozen=True)
 class ZooNet:
-    """A zoo architecture: its name, its training profile and the number of hidden (ReLU) layers."""
+    """A zoo architecture: its name and its training profile."""
 
     name: str
     profile: Profile
-    depth: int
 
     @property
     def names(self) -> tuple[str, str]:
@@ -30,12 +29,23 @@ class ZooNet:
 
 
 ZOO = (
-    ZooNet("mlp-100x2", Profile("zoo-mlp-100x2", 60_000, ((0.3, 5_000), (0.1, 5_000)), hidden=(100, 100)), 2),
-    ZooNet("mlp-100x4", Profile("zoo-mlp-100x4", 60_000, ((0.3, 5_000), (0.1, 5_000)), hidden=(100,) * 4), 4),
-    ZooNet("conv-small", Profile("zoo-conv-small", 60_000, ((0.3, 1_500), (0.1, 1_500)), arch="conv-small"), 4),
+    ZooNet("mlp-100x2", Profile("zoo-mlp-100x2", 60_000, ((0.3, 5_000), (0.1, 5_000)), hidden=(100, 100))),
+    ZooNet("mlp-100x4", Profile("zoo-mlp-100x4", 60_000, ((0.3, 5_000), (0.1, 5_000)), hidden=(100,) * 4)),
+    ZooNet("conv-small", Profile("zoo-conv-small", 60_000, ((0.3, 1_500), (0.1, 1_500)), arch="conv-small")),
 )
 STUDY_NETS = ("vanilla", "adversarial")  # the study's 784-50-10 nets, one hidden layer
 ZOO_NAMES = tuple(name for net in ZOO for name in net.names)
+ZOO_ALIAS = "zoo"  # in a list of model names: the study's nets and every zoo net, shallowest first
+
+
+def expand_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """`names` with `zoo` replaced by the study's nets and the zoo's, each name once, in order."""
+    out: list[str] = []
+    for name in names:
+        for item in (*STUDY_NETS, *ZOO_NAMES) if name == ZOO_ALIAS else (name,):
+            if item not in out:
+                out.append(item)
+    return tuple(out)
 
 
 def zoo_net(name: str) -> ZooNet:

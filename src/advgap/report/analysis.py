@@ -97,6 +97,29 @@ class ModelData:
         exact = self.pairs.delta["exact"][certified]
         return np.maximum(self.pairs.delta[attack][certified] - exact, 0.0) / exact
 
+    @property
+    def relu_layers(self) -> int | None:
+        """The number of hidden ReLU layers of the net as verified; for stores written before the runner kept it,
+        read off an MLP's `architecture` (784-50-10: 1), else None."""
+        layers = self.info.meta.get("relu_layers")
+        if isinstance(layers, list):
+            return len(layers)
+        sizes = str(self.info.meta.get("architecture", "")).split("-")
+        return len(sizes) - 2 if len(sizes) > 2 and all(size.isdigit() for size in sizes) else None
+
+    def relative_gap_bounds(self, attack: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per pair, bounds on the relative gap: for a certified pair its `relative_gap` (both ends), for a pair the
+        engine left as an interval [lower, upper] the range of the gap over every δ_exact in it.
+
+        The gap max(δ_attack − δ, 0)/δ falls as δ grows, so it lies between its values at the upper and at the
+        lower end (inf where lower = 0 and the attack's δ is positive)."""
+        attack_delta, upper, lower = self.pairs.delta[attack], self.pairs.delta["exact"], self.pairs.lower
+        certified = self.pairs.status == RowStatus.EXACT.value
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = np.nan_to_num(np.maximum(attack_delta - upper, 0.0) / upper, nan=0.0)
+            high = np.where(attack_delta > lower, (attack_delta - lower) / lower, 0.0)
+        return low, np.where(certified, low, high)
+
     def cosine(self, attack: str = STUDY_ATTACK) -> np.ndarray:
         """Cosine similarity of the attack's and the exact perturbation, per pair where both are non-zero."""
         a = self.pairs.perturbation[attack].astype(np.float64)
@@ -176,6 +199,45 @@ def robust_accuracy(data: ModelData, delta: float) -> dict[str, Any]:
     }
 
 
+def depth_row(data: ModelData, tol: float) -> dict[str, Any]:
+    """The depth section's numbers for one net, gaps and exact distances as certified intervals [low, high].
+
+    The median gap over all pairs is bounded by the medians of the per-pair bounds (the median is monotone), so an
+    interval the engine left open widens the net's interval instead of dropping the pair."""
+    certified = data.pairs.status == RowStatus.EXACT.value
+    images = max(len(data.images), 1)
+    gaps, cosines = {}, {}
+    for attack in data.attacks:
+        low, high = data.relative_gap_bounds(attack)
+        gaps[attack] = [_json_float(float(np.median(low))), _json_float(float(np.median(high)))] if len(low) else None
+        cos = data.cosine(attack)
+        cosines[attack] = _json_float(float(np.median(cos))) if len(cos) else None
+    exact_low = data.minimal_lower()
+    exact_high = data.minimal("exact")
+    mean_exact = ([_json_float(float(np.mean(exact_low)) * PX), _json_float(mean_minimal_px(data, "exact")[0])]
+                  if len(exact_low) else None)
+    return {
+        "relu_layers": data.relu_layers,
+        "architecture": data.info.meta.get("architecture"),
+        "kind": data.info.meta.get("kind"),
+        "images": len(data.images),
+        "pairs": len(data.pairs),
+        "pairs_exact": int(certified.sum()),
+        "images_exact": int(np.sum(exact_high - exact_low <= tol + 1e-9)),
+        "median_relative_gap_bounds": gaps,
+        "median_cosine": cosines,
+        "mean_minimal_px": {a: _json_float(mean_minimal_px(data, a)[0]) for a in data.attacks},
+        "mean_minimal_px_exact_bounds": mean_exact,
+        "engine_seconds_per_image": data.seconds.get("exact", 0.0) / images,
+        "robust_accuracy": [robust_accuracy(data, delta) for delta in ROBUST_RADII],
+    }
+
+
+def by_depth(models: Sequence[ModelData]) -> list[ModelData]:
+    """The models ordered by their number of ReLU layers (unknown last), keeping the given order within a depth."""
+    return sorted(models, key=lambda m: math.inf if m.relu_layers is None else m.relu_layers)
+
+
 def summarize(models: Sequence[ModelData], identity: dict[str, Any], sessions: list[dict[str, Any]]) -> dict:
     """The report's numbers as a JSON-ready dict (the content of summary.json)."""
     tol = float(identity.get("tol", 1e-3))
@@ -213,6 +275,7 @@ def summarize(models: Sequence[ModelData], identity: dict[str, Any], sessions: l
             # Soundness check: no attack may beat a proven lower bound (beyond float noise).
             entry["pairs_below_exact_lower"][attack] = int(np.sum(data.pairs.delta[attack] < data.pairs.lower - 1e-6))
         out["models"][data.name] = entry
+    out["depth"] = [{"name": data.name, **depth_row(data, tol)} for data in by_depth(models)]
     return out
 
 

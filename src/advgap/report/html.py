@@ -80,6 +80,8 @@ def _page(summary: dict[str, Any], figures: list[Figure]) -> str:
         _gap_table(models),
         "<h2>Verified robust accuracy</h2>",
         _robust_table(models),
+        "<h2>Deeper nets: the attack gap as depth grows</h2>",
+        _depth_tables(summary["depth"]),
         "<h2>Figures</h2>",
         *(_figure(f) for f in figures),
         "<h2>Timings</h2>",
@@ -183,6 +185,51 @@ def _robust_table(models: dict[str, Any]) -> str:
             "AutoAttack is not part of <code>advgap run</code>: <code>advgap evaluate --robust 0.1,0.2 --exact</code> "
             "adds it (ART's APGD-CE, APGD-T and Square; ART has no FAB-T).</p>")
     return _table(header, rows) + note
+
+
+def _interval(bounds: list | None, digits: int = 3) -> str:
+    """A certified interval [low, high], or one number when its ends agree to `digits` decimals."""
+    if bounds is None or bounds[0] is None:
+        return "–"
+    low, high = (_num(b, digits) for b in bounds)
+    return low if low == high else f"[{low}, {high}]"
+
+
+def _depth_tables(rows: list[dict[str, Any]]) -> str:
+    attacks = [a for a in ATTACK_NAMES if any(a in (r["median_relative_gap_bounds"] or {}) for r in rows)]
+    gap_rows, robust_rows = [], []
+    for r in rows:
+        layers = "–" if r["relu_layers"] is None else str(r["relu_layers"])
+        head = [(r["name"], ""), (layers, ""), (str(r["kind"] or "–"), "")]
+        gap_rows.append([
+            *head, (f"{r['images_exact']} / {r['images']}", ""), (f"{r['pairs_exact']} / {r['pairs']}", ""),
+            *((_interval(r["median_relative_gap_bounds"].get(a)), "") for a in attacks),
+            *((_num(r["median_cosine"].get(a)), "") for a in attacks),
+        ])
+        cells = [*head, *((_num(r["mean_minimal_px"].get(a)), "") for a in attacks),
+                 (_interval(r["mean_minimal_px_exact_bounds"], 2), "")]
+        for acc in r["robust_accuracy"]:
+            n = max(acc["images"], 1)
+            best = min(acc["robust"].values(), default=None)
+            cells.append(("–" if best is None else _pct(best / n), ""))
+            cells.append((_interval([100 * acc["proven"] / n, 100 * acc["not_refuted"] / n], 1) + " %", ""))
+        cells.append((f"{r['engine_seconds_per_image']:.1f}", ""))
+        robust_rows.append(cells)
+    labels = [METHOD_LABELS[a] for a in attacks]
+    gap = _table(["net", "ReLU layers", "kind", "images exact", "pairs exact",
+                  *(f"gap {a}" for a in labels), *(f"cos {a}" for a in labels)], gap_rows)
+    radii = [acc["delta"] for acc in rows[0]["robust_accuracy"]] if rows else []
+    robust = _table(["net", "ReLU layers", "kind", *(f"mean min δ {a} (px)" for a in labels), "mean min δ exact (px)",
+                     *(text for d in radii for text in (f"δ={d:g} best attack", f"δ={d:g} exact")),
+                     "engine s / image"], robust_rows)
+    note = ('<p class="note">Nets ordered by their number of ReLU layers. Gap: median over all (image, target) '
+            "pairs of max(δ<sub>attack</sub> − δ<sub>exact</sub>, 0)/δ<sub>exact</sub>; where the engine left a pair "
+            "as a certified interval, the pair's gap is only known to lie in an interval, and so is the median: "
+            "[low, high] is what holds for every δ<sub>exact</sub> the engine did not rule out. cos: median cosine "
+            "similarity of the attack's perturbation and the exact one (the witness at the certified upper end). "
+            "Images exact: images whose minimal δ over targets is certified to the tolerance. Robust accuracy at δ: "
+            "best attack = the lowest of the attacks' robust accuracies; exact = proven ≤ true ≤ not refuted.</p>")
+    return gap + robust + note
 
 
 def _timing_table(models: dict[str, Any]) -> str:
