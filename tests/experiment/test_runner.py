@@ -1,3 +1,4 @@
+import json
 import math
 import signal
 import sqlite3
@@ -130,3 +131,26 @@ def test_two_models_share_one_folder_and_report(tiny_net_file, tmp_path):
     same_stem.write_bytes(tiny_net_file.read_bytes())
     with pytest.raises(ConfigError, match="share a name"):
         run_experiment(config(tiny_net_file, tmp_path / "other", models=(str(tiny_net_file), str(same_stem))), False)
+
+
+def test_autoattack_runs_once_per_image_and_radius_and_reaches_the_report(tiny_net_file, tmp_path, monkeypatch):
+    from advgap.experiment import robust
+    from advgap.experiment.config import ROBUST_RADII
+
+    calls = []
+    real = robust.robust_accuracy
+    monkeypatch.setattr(robust, "robust_accuracy", lambda net, x, *a, **k: calls.append(len(x)) or real(
+        net, x, *a, **k))
+    run_experiment(config(tiny_net_file, tmp_path, images=(0, 2), attacks=("pgd",)), False)
+    run_experiment(config(tiny_net_file, tmp_path, images=(0, 3), attacks=("pgd",)), False)
+    assert calls == [2, 1]  # the second run checks only the image it adds
+    with ResultStore.read(tmp_path) as store:
+        rows = store.robust("tiny")
+    assert sorted((r.image, r.delta) for r in rows) == [(i, d) for i in range(3) for d in ROBUST_RADII]
+    assert all(r.method == "autoattack" and "APGD" in r.settings for r in rows)
+    build_report(tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    accuracy = summary["models"]["tiny"]["robust_accuracy"]
+    refuted = {d: sum(r.refuted for r in rows if r.delta == d) for d in ROBUST_RADII}
+    assert [a["robust"]["autoattack"] for a in accuracy] == [3 - refuted[d] for d in ROBUST_RADII]
+    assert "AutoAttack" in (tmp_path / "report.html").read_text()

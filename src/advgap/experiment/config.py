@@ -22,6 +22,7 @@ METHODS = (*ATTACK_NAMES, "exact")
 N_TEST = 10_000
 N_INPUTS = 784  # MNIST 28×28
 N_CLASSES = 10
+ROBUST_RADII = (0.1, 0.2)  # where the run measures robust accuracy: the study's δ = 0.2 and half of it
 MAX_SEED = 2**64  # numpy's and torch's seeds are unsigned 64-bit integers
 
 

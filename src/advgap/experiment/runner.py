@@ -14,7 +14,7 @@ import logging
 import time
 import zlib
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ from tqdm import tqdm
 from advgap.data.mnist import load_mnist
 from advgap.errors import ConfigError, ModelFormatError
 from advgap.experiment import methods
-from advgap.experiment.config import N_CLASSES, N_INPUTS, RunConfig
+from advgap.experiment.config import N_CLASSES, N_INPUTS, ROBUST_RADII, RunConfig
 from advgap.experiment.executors import Executor, LocalExecutor
-from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RowStatus
+from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RobustRow, RowStatus
 from advgap.models.bundled import BUNDLED
 from advgap.models.loader import load_network
 from advgap.verify.engines import get_engine
@@ -196,6 +196,26 @@ def _label(task: Task) -> str:
     return f"{task.model} images {', '.join(map(str, images))} (attacks)"
 
 
+def _autoattack(store: ResultStore, model: Model, correct: Sequence[int], pixels: np.ndarray, labels: np.ndarray,
+                workers: int, progress: bool) -> None:
+    """AutoAttack at each of ROBUST_RADII on the correctly classified images that have no stored outcome yet.
+
+    It runs in this process or a local pool of `workers` (not on the run's executor): it is a fixed-radius check,
+    seconds per image, beside the minutes of the exact distances."""
+    from advgap.experiment.robust import Settings, robust_accuracy  # ART loads only where AutoAttack runs
+
+    stored = {(r.image, r.delta) for r in store.robust(model.name) if r.method == "autoattack"}
+    todo = [i for i in correct if any((i, d) not in stored for d in ROBUST_RADII)]
+    if not todo:
+        return
+    log.info("%s: AutoAttack at δ = %s on %d images", model.name, ", ".join(map(str, ROBUST_RADII)), len(todo))
+    result = robust_accuracy(model.net, pixels[todo], labels[todo], Settings(ROBUST_RADII), workers=workers,
+                             progress=progress)
+    refuted = result.refuted["autoattack"]
+    store.put_robust(RobustRow(model.name, image, delta, "autoattack", bool(refuted[k, r]), result.autoattack)
+                     for k, image in enumerate(todo) for r, delta in enumerate(ROBUST_RADII))
+
+
 def _compute(store: ResultStore, session: int, config: RunConfig, models: list[Model], plans: list[Plan],
              pixels: np.ndarray, labels: np.ndarray, progress: bool, executor: Executor) -> tuple[Counter[str], int]:
     """Run every planned task, storing each task's rows as it finishes; returns rows added per model, failures."""
@@ -265,6 +285,8 @@ def run_experiment(config: RunConfig, progress: bool = True, executor: Executor 
             correct = [i for i, p in zip(selection, predicted, strict=True) if p == labels[i]]
             plans.append(plan(config, model.name, correct, labels, store.statuses(model.name).keys()))
         try:
+            for model, p in zip(models, plans, strict=True):
+                _autoattack(store, model, p.correct, pixels, labels, config.workers, progress)
             added, failed = _compute(store, session, config, models, plans, pixels, labels, progress, executor)
         finally:
             store.end_session(session)

@@ -2,6 +2,7 @@
 
 Tables: `config` (the run identity, one JSON record), `models` (hash, metadata, accuracies per model), `images`
 (label and prediction per model and test image), `results` (one row per model, image, target and method),
+`robust` (whether a fixed-radius attack, AutoAttack, found an adversarial point per model, image and radius),
 `sessions` (start, end and wall time of each `advgap run` on the folder). WAL mode, one transaction per group of
 rows, and a primary key on (model, image, target, method): a killed run loses at most the group in flight, and a
 rerun skips every stored row. A writer holds an exclusive lock on `results.lock` beside the file, so a second run
@@ -47,6 +48,11 @@ CREATE TABLE IF NOT EXISTS results (
     engine TEXT NOT NULL, version TEXT NOT NULL, perturbation BLOB, created REAL NOT NULL,
     PRIMARY KEY (model, image, target, method)
 );
+CREATE TABLE IF NOT EXISTS robust (
+    model TEXT NOT NULL, image INTEGER NOT NULL, delta REAL NOT NULL, method TEXT NOT NULL,
+    refuted INTEGER NOT NULL, settings TEXT NOT NULL,
+    PRIMARY KEY (model, image, delta, method)
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL, selection TEXT NOT NULL,
     workers INTEGER NOT NULL, rows_added INTEGER NOT NULL DEFAULT 0
@@ -85,6 +91,18 @@ class ResultRow:
     @property
     def key(self) -> tuple[str, int, int, str]:
         return (self.model, self.image, self.target, self.method)
+
+
+@dataclass(frozen=True)
+class RobustRow:
+    """Whether `method` found an adversarial point within radius `delta` of one image; `settings` says how it ran."""
+
+    model: str
+    image: int
+    delta: float
+    method: str
+    refuted: bool
+    settings: str
 
 
 @dataclass(frozen=True)
@@ -230,6 +248,18 @@ class ResultStore:
         if model is not None:
             query, args = query + " WHERE model = ?", (model,)
         return [ImageRow(*r) for r in self._db.execute(query + " ORDER BY model, image", args)]
+
+    def put_robust(self, rows: Iterable[RobustRow]) -> None:
+        """Record fixed-radius attack outcomes in one transaction; keys already stored are kept."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO robust VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.model, r.image, r.delta, r.method, int(r.refuted), r.settings) for r in rows],
+            )
+
+    def robust(self, model: str) -> list[RobustRow]:
+        rows = self._db.execute("SELECT * FROM robust WHERE model = ? ORDER BY image, delta, method", (model,))
+        return [RobustRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
     def add(self, rows: Sequence[ResultRow], session: int | None = None) -> int:
         """Store `rows` in one transaction, skipping keys already stored; returns how many were new."""

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from advgap.attacks.registry import ATTACK_NAMES, REGISTRY
-from advgap.experiment.config import N_CLASSES
+from advgap.experiment.config import N_CLASSES, ROBUST_RADII
 from advgap.experiment.store import ModelRow, ResultStore, RowStatus
 
 PX = 255.0
-METHOD_LABELS = {**{name: attack.label for name, attack in REGISTRY.items()}, "exact": "exact"}
+METHOD_LABELS = {**{name: attack.label for name, attack in REGISTRY.items()}, "exact": "exact",
+                 "autoattack": "AutoAttack"}
+ROBUST_METHODS = (*ATTACK_NAMES, "autoattack")  # the attacks a robust accuracy can come from
 STUDY_ATTACK = "fgsm"  # the study's figures compare FGSM with the exact perturbation
-ROBUST_RADII = (0.1, 0.2)  # the study's δ = 0.2 and half of it
 # The study's reported numbers, shown beside ours: accuracies (fractions) and mean minimal δ (pixels).
 STUDY = {
     "vanilla": {"clean_accuracy": 0.97, "fgsm_accuracy": 0.14, "mean_min_px": 6.0},
@@ -58,6 +59,7 @@ class ModelData:
     n_correct: int
     pairs: Pairs
     seconds: dict[str, float] = field(default_factory=dict)  # summed compute time per method
+    autoattack: dict[tuple[int, float], bool] = field(default_factory=dict)  # (image, δ) -> AutoAttack refuted it
 
     @property
     def name(self) -> str:
@@ -146,7 +148,9 @@ def load(store: ResultStore, selection: range | None = None) -> list[ModelData]:
             if all((i, t, m) in by_key for t in targets if t != correct[i] for m in methods)
         ]
         keys = [(i, t) for i in complete for t in targets if t != correct[i]]
-        out.append(ModelData(info, methods, len(images), len(correct), _pairs(keys, by_key, methods), seconds))
+        autoattack = {(r.image, r.delta): r.refuted for r in store.robust(info.model) if r.method == "autoattack"}
+        out.append(ModelData(info, methods, len(images), len(correct), _pairs(keys, by_key, methods), seconds,
+                             autoattack))
     return out
 
 
@@ -185,15 +189,20 @@ def robust_accuracy(data: ModelData, delta: float) -> dict[str, Any]:
     """Verified robust accuracy at radius δ from the stored distances: image counts out of the selected ones.
 
     A misclassified image is not robust. An attack counts a complete image robust when its closest adversary (over
-    all targets) lies beyond δ. The exact engine proves an image robust when the proven lower bound of its minimal
-    δ exceeds δ; an image is refuted when some method's adversarial point lies within δ. Images neither proven nor
-    refuted (wide intervals, incomplete images) lie between `proven` and `not_refuted`.
+    all targets) lies beyond δ; AutoAttack, a fixed-radius attack, when it found no adversarial point at δ (counted
+    only once every complete image has its outcome stored). The exact engine proves an image robust when the proven
+    lower bound of its minimal δ exceeds δ; an image is refuted when some method's adversarial point lies within δ.
+    Images neither proven nor refuted (wide intervals, incomplete images) lie between `proven` and `not_refuted`.
     """
     refuted = np.min([data.minimal(m) for m in data.methods], axis=0) <= delta
+    robust = {a: int(np.sum(data.minimal(a) > delta)) for a in data.attacks}
+    autoattack = [data.autoattack.get((int(i), delta)) for i in data.images]
+    if autoattack and None not in autoattack:  # every complete image checked at δ
+        robust["autoattack"] = autoattack.count(False)
     return {
         "delta": delta,
         "images": data.n_selected,
-        "robust": {a: int(np.sum(data.minimal(a) > delta)) for a in data.attacks},
+        "robust": robust,
         "proven": int(np.sum(data.minimal_lower() > delta)),
         "not_refuted": data.n_correct - int(refuted.sum()),
     }
