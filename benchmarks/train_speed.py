@@ -1,8 +1,9 @@
 """Adversarial training speed: the textbook autograd loop vs advgap's two attack paths, side by side in one run.
 
-    .venv/bin/python benchmarks/train_speed.py [--batches 200] [--blocks 10] [--threads N]
+    .venv/bin/python benchmarks/train_speed.py [--batches 200] [--blocks 10] [--threads N] [--hidden 100,100]
 
-Three trainers start from the same net and seed on the paper profile (δ=0.3, 40 targeted FGSM steps, batch 64):
+Three trainers start from the same net (784-50-10, or the MLP of `--hidden` sizes) and seed on the paper profile
+(δ=0.3, 40 targeted FGSM steps, batch 64):
 - naive loop: the textbook attack, `loss.backward()` at every step (weight gradients computed and thrown away),
   the baseline the issue names (≈ 21 ms per batch on 2 cores);
 - autograd: advgap's reference path, `torch.autograd.grad` with respect to the input only;
@@ -49,10 +50,12 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=10, help="alternating blocks (default 10)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help=f"torch threads (default: all cores, {torch.get_num_threads()})")
+    parser.add_argument("--hidden", default="50", help="hidden layer sizes, comma-separated (default: 50)")
     args = parser.parse_args()
+    hidden = tuple(int(size) for size in args.hidden.split(","))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    init = from_torch(make_mlp())
+    init = from_torch(make_mlp(784, hidden, 10))
     data = mnist_arrays("train")
     paper = PROFILES["paper"]
     trainers = {
@@ -75,7 +78,8 @@ def main() -> None:
                 trainer.step()
             times[name].append((time.perf_counter() - start) / per_block * 1e3)
     base = statistics.median(times["naive loop (baseline)"])
-    print(f"adversarial training, paper profile (784-50-10, batch 64, 40 attack steps), {args.threads} thread(s), "
+    sizes = "-".join(str(n) for n in (784, *hidden, 10))
+    print(f"adversarial training, paper profile ({sizes}, batch 64, 40 attack steps), {args.threads} thread(s), "
           f"{args.blocks} x {per_block} batches per path; identical weights after 3 batches: {same}")
     print(f"| {'attack gradient':22s} | {'ms/batch (median)':>17s} | {'min':>6s} | {'max':>6s} | {'speed-up':>8s} |")
     print(f"|{'-' * 24}|{'-' * 18}:|{'-' * 7}:|{'-' * 7}:|{'-' * 9}:|")

@@ -90,3 +90,18 @@ def test_sessions_record_rows_added(tmp_path):
         store.end_session(session)
         (info,) = store.sessions()
     assert info["rows_added"] == 2 and info["workers"] == 2 and info["finished"] >= info["started"]
+
+
+def test_a_run_may_add_or_leave_out_models_but_not_change_one(tmp_path):
+    with ResultStore.open(tmp_path, IDENTITY) as store:
+        store.add([row(1, 2)])
+    more = {**IDENTITY, "models": {"net": "abc", "deeper": "def"}}
+    with ResultStore.open(tmp_path, more) as store:
+        assert store.identity()["models"] == {"net": "abc", "deeper": "def"}
+        assert len(store.results("net")) == 1
+    with ResultStore.open(tmp_path, {**IDENTITY, "models": {"deeper": "def"}}) as store:  # a subset
+        assert store.identity()["models"] == {"net": "abc", "deeper": "def"}
+    with pytest.raises(ConfigError, match="models"):
+        ResultStore.open(tmp_path, {**IDENTITY, "models": {"net": "changed"}})
+    with pytest.raises(ConfigError, match="tol"):
+        ResultStore.open(tmp_path, {**more, "tol": 0.01})

@@ -44,9 +44,10 @@ def weights(trainer: Trainer) -> list[torch.Tensor]:
     return [p.detach().clone() for p in trainer.model.parameters()]
 
 
-def test_closed_form_attack_equals_autograd_and_stays_in_box():
+@pytest.mark.parametrize("hidden", [(50,), (30, 20), (16, 16, 16, 16)])
+def test_closed_form_attack_equals_autograd_and_stays_in_box(hidden):
     torch.manual_seed(3)
-    model = make_mlp(784, (50,), 10)
+    model = make_mlp(784, hidden, 10)
     x = torch.rand(64, 784)
     y = torch.randint(0, 10, (64,))
     gen = torch.Generator().manual_seed(5)
@@ -58,6 +59,14 @@ def test_closed_form_attack_equals_autograd_and_stays_in_box():
     assert (ref >= lo).all() and (ref <= hi).all() and (lo >= 0).all() and (hi <= 1).all()
     assert (ref - x).abs().max() <= 0.3 + 1e-6
     assert not torch.equal(ref, start)
+
+
+def test_closed_form_is_chosen_for_mlps_only():
+    from advgap.models.torchnet import make_conv_small
+    from advgap.models.train import is_mlp
+
+    assert is_mlp(make_mlp(784, (8,) * 5, 10)) and is_mlp(make_mlp(784, (8,), 10))
+    assert not is_mlp(make_conv_small()) and not is_mlp(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()))
 
 
 def test_attack_raises_target_logit():

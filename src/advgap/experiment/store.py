@@ -174,16 +174,19 @@ class ResultStore:
         except BaseException:
             os.close(lock)
             raise
-        stored = store.identity()
+        stored, wanted = store.identity(), json.loads(json.dumps(identity))
         if stored is None:
             with store._db:
                 store._db.execute("INSERT INTO config (id, identity) VALUES (1, ?)", (json.dumps(identity),))
-        elif stored != json.loads(json.dumps(identity)):
+        elif (merged := _with_models_of(stored, wanted)) is None:
             store.close()
             raise ConfigError(
                 f"{folder} holds results of a different run configuration ({_differences(stored, identity)}); "
                 "use another --out folder or the same settings"
             )
+        elif merged != stored:
+            with store._db:
+                store._db.execute("UPDATE config SET identity = ? WHERE id = 1", (json.dumps(merged),))
         return store
 
     @classmethod
@@ -371,6 +374,21 @@ def _refuse_foreign(path: Path) -> None:
     if foreign:
         raise ConfigError(f"{path}: not a usable results store (table {foreign[0]!r} is not advgap's); "
                           "left untouched, use another --out folder")
+
+
+def _with_models_of(stored: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored identity extended by the wanted run's new models, or None if the two runs are not compatible:
+    a run may bring models the folder does not hold yet, or leave some out, but every other setting, and the
+    weights of every model both name, must be the same."""
+    models_stored, models_wanted = stored.get("models"), wanted.get("models")
+    if not (isinstance(models_stored, dict) and isinstance(models_wanted, dict)):
+        return stored if stored == wanted else None
+    rest = {k: v for k, v in stored.items() if k != "models"}
+    if rest != {k: v for k, v in wanted.items() if k != "models"}:
+        return None
+    if any(models_stored[name] != sha for name, sha in models_wanted.items() if name in models_stored):
+        return None
+    return {**stored, "models": {**models_stored, **models_wanted}}
 
 
 def _differences(stored: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -19,8 +19,9 @@ draws its targets and starts from one `torch.Generator` seeded with `seed`. A ch
 optimizer, the generator state, the batch counter and the time spent, so a resumed run ends with the same weights,
 bit for bit, as an uninterrupted one.
 
-Two attack paths: `attack_autograd` (reference, any model) and `attack_closed_form` (one hidden layer only: the
-input gradient of the targeted CE written out by hand with the same kernels autograd uses, several times faster).
+Two attack paths: `attack_autograd` (reference, any model, e.g. ConvSmall) and `attack_closed_form` (MLPs of any
+depth: the input gradient of the targeted CE written out by hand with the same kernels autograd uses, several
+times faster, the same result bit for bit).
 """
 
 from __future__ import annotations
@@ -129,32 +130,38 @@ def attack_closed_form(
     model: nn.Sequential, start: torch.Tensor, target: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
     alpha: float, steps: int,
 ) -> torch.Tensor:
-    """`attack_autograd` for a one-hidden-layer net, with the input gradient written out and buffers reused.
+    """`attack_autograd` for an MLP (Linear, ReLU, …, Linear) of any depth, with the input gradient written out
+    and buffers reused.
 
-    For targeted CE, dL/dz ∝ softmax(z) - onehot(t) and dL/dx ∝ ((dL/dz @ W2) ⊙ [h > 0]) @ W1; only the sign is
-    used, so the 1/batch factor is dropped (a power of two: the signs are unchanged, bit for bit). Softmax is
-    computed as exp(log_softmax(z)) and the ReLU mask applied with `threshold_backward`, as autograd does.
+    For targeted CE, dL/dz ∝ softmax(z) − onehot(t), and backwards through each layer dL/dh = dL/dz @ W masked by
+    [h > 0]; only the sign is used, so the 1/batch factor is dropped (a power of two: the signs are unchanged, bit
+    for bit). Softmax is computed as exp(log_softmax(z)) and the ReLU mask applied with `threshold_backward`, as
+    autograd does.
     """
-    lin1, lin2 = (m for m in model if isinstance(m, nn.Linear))
+    linears = [m for m in model if isinstance(m, nn.Linear)]
     with torch.no_grad():
-        w1, b1, w2, b2 = lin1.weight.detach(), lin1.bias.detach(), lin2.weight.detach(), lin2.bias.detach()
-        w1t, w2t = w1.t(), w2.t()
+        weights = [lin.weight.detach() for lin in linears]
+        biases = [lin.bias.detach() for lin in linears]
+        transposed = [w.t() for w in weights]
         n = start.shape[0]
         x_adv = start.clone()
-        hid = torch.empty(n, w1.shape[0], dtype=start.dtype)
-        logits = torch.empty(n, w2.shape[0], dtype=start.dtype)
-        g_hid = torch.empty_like(hid)
-        g_x = torch.empty_like(x_adv)
-        onehot = F.one_hot(target, w2.shape[0]).to(start.dtype)
+        outs = [torch.empty(n, w.shape[0], dtype=start.dtype) for w in weights]  # hidden activations, then logits
+        grads = [torch.empty(n, w.shape[1], dtype=start.dtype) for w in weights]  # gradient wrt each layer's input
+        onehot = F.one_hot(target, weights[-1].shape[0]).to(start.dtype)
         threshold_backward = torch.ops.aten.threshold_backward
+        last = len(weights) - 1
         for _ in range(steps):
-            torch.addmm(b1, x_adv, w1t, out=hid)
-            hid.relu_()
-            torch.addmm(b2, hid, w2t, out=logits)
-            g_out = torch.log_softmax(logits, 1).exp_().sub_(onehot)
-            torch.mm(g_out, w2, out=g_hid)
-            torch.mm(threshold_backward(g_hid, hid, 0), w1, out=g_x)
-            x_adv.sub_(g_x.sign_(), alpha=alpha)
+            h = x_adv
+            for k in range(last + 1):
+                torch.addmm(biases[k], h, transposed[k], out=outs[k])
+                if k < last:
+                    outs[k].relu_()
+                h = outs[k]
+            g = torch.log_softmax(outs[last], 1).exp_().sub_(onehot)
+            for k in range(last, -1, -1):
+                torch.mm(g, weights[k], out=grads[k])
+                g = threshold_backward(grads[k], outs[k - 1], 0) if k > 0 else grads[0]
+            x_adv.sub_(g.sign_(), alpha=alpha)
             x_adv.clamp_(lo, hi)
     return x_adv
 
@@ -168,9 +175,10 @@ def logit_pairing_loss(clean: torch.Tensor, adv: torch.Tensor, kind: str) -> tor
     raise ConfigError(f"unknown logit pairing {kind!r} (choose from squared, norm)")
 
 
-def is_single_hidden(model: nn.Sequential) -> bool:
-    """Whether `model` is Linear, ReLU, Linear (what `attack_closed_form` computes)."""
-    return [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Linear]
+def is_mlp(model: nn.Sequential) -> bool:
+    """Whether `model` is Linear, ReLU, …, Linear (what `attack_closed_form` computes)."""
+    kinds = [type(m) for m in model]
+    return len(kinds) % 2 == 1 and all(kind is (nn.Linear if k % 2 == 0 else nn.ReLU) for k, kind in enumerate(kinds))
 
 
 class Trainer:
@@ -205,7 +213,7 @@ class Trainer:
         self.attack_gen = torch.Generator().manual_seed(seed)
         self.batch = 0
         self.elapsed_s = 0.0
-        self.attack = attack_closed_form if fast and is_single_hidden(self.model) else attack_autograd
+        self.attack = attack_closed_form if fast and is_mlp(self.model) else attack_autograd
         self.data = BatchSource(*train_data, profile.batch_size, seed)
         self.total = profile.total_batches(kind)
         self.checkpoint_path = (
@@ -216,7 +224,7 @@ class Trainer:
 
     @property
     def fast(self) -> bool:
-        """Whether the attack is the closed-form one (`fast` was asked for and the net has one hidden layer)."""
+        """Whether the attack is the closed-form one (`fast` was asked for and the net is an MLP)."""
         return self.attack is attack_closed_form
 
     def _state(self) -> dict[str, Any]:

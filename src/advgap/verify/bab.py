@@ -126,10 +126,6 @@ class SplitRelaxation:
         alpha = [np.where(up > -lo_k, 1.0, 0.0) for lo_k, up in zip(self.lower, self.upper, strict=True)]
         return [np.zeros(s, np.int8) for s in sizes], alpha, [np.zeros(s) for s in sizes]
 
-    def needed(self, coef: np.ndarray) -> list[np.ndarray]:
-        """Per layer, the unstable neurons that can loosen the bound of objective `coef` (one node)."""
-        return [*self.unstable[:-1], self.unstable[-1] & (coef > 0)]
-
     def backward(self, nodes: Nodes, obj: Objective, relaxed_forward: bool = True) -> Relaxation:
         """Bounds of a batch of nodes with their current (α, β), and what the subgradient and branching need
         (ẑ only with `relaxed_forward`: bounds alone skip that pass)."""
@@ -176,25 +172,32 @@ class SplitRelaxation:
             best = _better(best, rel)
         return best, rel
 
-    def _candidates(self, phase: list[np.ndarray], rel: Relaxation, i: int, coef: np.ndarray,
-                    top: int) -> list[tuple[int, int]]:
-        """Up to `top` free needed neurons of node i by intercept score ν⁺ s (−l) (BaBSR-like); [] at a leaf."""
-        scored = []
-        for k, needed in enumerate(self.needed(coef)):
-            free = np.flatnonzero((phase[k] == 0) & needed)
-            if free.size:
-                nu = rel.nus[k][i, free]
-                width = np.minimum(-self.lower[k][free], self.upper[k][free])
-                score = np.maximum(nu, 0.0) * self.slope[k][free] * (-self.lower[k][free]) + 1e-3 * np.abs(nu) * width
-                scored += [(float(sc), k, int(j)) for sc, j in zip(score, free, strict=True)]
-        scored.sort(reverse=True)
-        return [(k, j) for _, k, j in scored[:top]]
+    def _candidates(self, nodes: Nodes, rows: list[int], rel: Relaxation, obj: Objective,
+                    top: int) -> list[list[tuple[int, int]]]:
+        """Per node of `rows`, up to `top` free needed neurons (layer, index) by intercept score ν⁺ s (−l)
+        (BaBSR-like), best first; [] at a leaf."""
+        scores = []
+        for k in range(self.depth):
+            free = (nodes.phase[k][rows] == 0) & self.unstable[k]
+            if k == self.depth - 1:
+                free &= obj.coef[rows] > 0  # in the last layer only c_j > 0 loosens the bound (module docstring)
+            nu = rel.nus[k][rows]
+            width = np.minimum(-self.lower[k], self.upper[k])
+            score = np.maximum(nu, 0.0) * self.slope[k] * (-self.lower[k]) + 1e-3 * np.abs(nu) * width
+            scores.append(np.where(free, score, -np.inf))
+        flat = np.concatenate(scores, axis=1)
+        best = np.argsort(-flat, axis=1, kind="stable")[:, :top]
+        offsets = np.cumsum([0, *self.net.hidden_sizes])
+        layer = np.searchsorted(offsets, best, side="right") - 1
+        chosen = np.isfinite(np.take_along_axis(flat, best, axis=1))
+        return [[(int(k), int(j - offsets[k])) for k, j, ok in zip(ks, js, oks, strict=True) if ok]
+                for ks, js, oks in zip(layer, best, chosen, strict=True)]
 
     def choose_splits(self, nodes: Nodes, rows: list[int], rel: Relaxation, obj: Objective,
                       top: int = 8) -> list[tuple[int, int] | None]:
         """Filtered smart branching: per node, of its `top` candidates the split whose two child bounds sum lowest,
         judged by one bound evaluation of all candidate children with the parent's (α, β); None at a leaf."""
-        options = [self._candidates(nodes.phases(i), rel, i, obj.coef[i], top) for i in rows]
+        options = self._candidates(nodes, rows, rel, obj, top) if rows else []
         owner = np.array([i for i, cands in zip(rows, options, strict=True) for _ in cands for _ in (0, 1)], int)
         if not owner.size:
             return [None] * len(rows)
