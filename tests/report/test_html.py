@@ -35,3 +35,12 @@ def test_selection_is_recorded(small_store):
     summary = json.loads((small_store / "summary.json").read_text())
     assert summary["selection"] == [0, 1]
     assert summary["models"]["vanilla"]["images_complete"] == 1
+
+
+def test_depth_section_shows_an_open_gap_as_an_interval(small_store):
+    page = build_report(small_store).read_text()
+    depth = page[page.index("<h2>Deeper nets"):page.index("<h2>Figures")]
+    assert "<td>1.500–2.000</td>" in depth  # FGSM: the one uncertified pair widens the median to an interval
+    assert "<td>0.100</td>" in depth  # PGD: the same at both ends, one number
+    summary = json.loads((small_store / "summary.json").read_text())
+    assert [row["name"] for row in summary["depth"]] == ["vanilla"]

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from advgap.attacks.registry import ATTACK_NAMES
+from advgap.experiment.store import RowStatus
 from advgap.report.analysis import (
     METHOD_LABELS,
     PX,
@@ -51,6 +52,17 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _grid(n: int, width: float, height: float, columns: int = 4) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A figure of n panels, at most `columns` per row; unused panels are hidden."""
+    cols = max(1, min(n, columns))
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
 
 
 def _empty(ax: plt.Axes, text: str = "no complete image yet") -> None:
@@ -181,9 +193,10 @@ def mean_minimal_bars(models: Sequence[ModelData], path: Path) -> Path:
 
 
 def attack_vs_exact(models: Sequence[ModelData], path: Path) -> Path:
-    """Per net: attack δ against exact δ per (image, target), pixels; attacks that failed drawn at the top."""
-    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 4.2), squeeze=False)
-    for ax, data in zip(axes[0], models, strict=True):
+    """Per net: attack δ against exact δ per (image, target), pixels; attacks that failed drawn at the top; a pair
+    the engine left as an interval is drawn as a segment from its lower to its upper end."""
+    fig, axes = _grid(len(models), 4.6, 4.2)
+    for ax, data in zip(axes, models, strict=True):
         if not len(data.pairs):
             _empty(ax)
             continue
@@ -193,9 +206,12 @@ def attack_vs_exact(models: Sequence[ModelData], path: Path) -> Path:
             found = data.pairs.delta[attack] * PX
             top = max(top, float(np.max(found[np.isfinite(found)], initial=0.0)))
         top = max(top, float(np.max(exact[np.isfinite(exact)], initial=0.0)), 1.0) * 1.05
+        open_ = data.pairs.status != RowStatus.EXACT.value
         for attack in data.attacks:
             ys = np.minimum(data.pairs.delta[attack] * PX, top)
-            ax.scatter(exact, ys, s=6, alpha=0.5, color=COLORS[attack], label=METHOD_LABELS[attack])
+            ax.scatter(exact[~open_], ys[~open_], s=6, alpha=0.5, color=COLORS[attack], label=METHOD_LABELS[attack])
+            ax.hlines(ys[open_], data.pairs.lower[open_] * PX, np.minimum(exact[open_], top), color=COLORS[attack],
+                      alpha=0.35, linewidth=0.8)
         ax.plot([0, top], [0, top], color="black", linewidth=1, label="attack = exact")
         ax.axhline(top, color="grey", linestyle=":", linewidth=1)
         ax.text(0.02 * top, 0.985 * top, "not reached at δ = 1", va="top", fontsize=7, color="grey")
@@ -210,8 +226,8 @@ def attack_vs_exact(models: Sequence[ModelData], path: Path) -> Path:
 
 def relative_gap_cdf(models: Sequence[ModelData], path: Path) -> Path:
     """Per net: empirical CDF of (δ_attack − δ_exact)/δ_exact over pairs with a certified exact δ."""
-    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.8), squeeze=False)
-    for ax, data in zip(axes[0], models, strict=True):
+    fig, axes = _grid(len(models), 4.6, 3.8)
+    for ax, data in zip(axes, models, strict=True):
         drawn = False
         for attack in data.attacks:
             gaps = np.sort(data.relative_gap(attack))
@@ -238,9 +254,10 @@ def relative_gap_cdf(models: Sequence[ModelData], path: Path) -> Path:
 def gap_vs_depth(models: Sequence[ModelData], path: Path) -> Path:
     """Median relative gap per attack against the number of ReLU layers, vanilla and adversarially trained nets
     side by side; a net the engine left intervals on shows its gap as a bar from the lower to the upper bound."""
-    kinds = ("vanilla", "adversarial")
+    kinds = {"vanilla": "vanilla nets", "adversarial": "adversarially trained nets"}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), sharey=True)
-    for ax, kind in zip(axes, kinds, strict=True):
+    top = 0.1
+    for ax, (kind, title) in zip(axes, kinds.items(), strict=True):
         nets = [m for m in by_depth(models) if m.relu_layers is not None and len(m.pairs)
                 and m.info.meta.get("kind") == kind]
         if not nets:
@@ -256,6 +273,7 @@ def gap_vs_depth(models: Sequence[ModelData], path: Path) -> Path:
                     lows.append(low)
                     highs.append(high)
             xs_, lows_, highs_ = np.array(xs), np.array(lows), np.minimum(np.array(highs), 10.0)
+            top = max(top, float(np.max(highs_[np.isfinite(highs_)], initial=0.0)))
             ax.vlines(xs_, lows_, highs_, color=COLORS[attack], linewidth=5, alpha=0.6)
             point = highs_ - lows_ < 1e-3
             ax.plot(xs_[point], lows_[point], "o", color=COLORS[attack])
@@ -265,10 +283,10 @@ def gap_vs_depth(models: Sequence[ModelData], path: Path) -> Path:
                       fontsize=8)
         ax.set_xlim(min(depths) - 0.6, max(depths) + 0.6)
         ax.set_yscale("symlog", linthresh=0.01)
-        ax.set_ylim(bottom=0)
         ax.set_xlabel("ReLU layers (nets)")
-        ax.set_title(f"{kind} nets")
+        ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylim(0, top * 1.6)
     axes[0].set_ylabel("median relative gap")
     handles, labels = next(((h, lab) for h, lab in (ax.get_legend_handles_labels() for ax in axes) if h), ([], []))
     if handles:
@@ -311,7 +329,8 @@ def render_all(models: Sequence[ModelData], folder: Path) -> list[Figure]:
         attack_vs_exact(models, folder / "attack_vs_exact.png"),
         "Attack δ vs exact δ per (image, target)",
         "Each point is one image and target; points on the diagonal are attacks that found the closest "
-        "adversarial example. Attacks that failed at δ = 1 are drawn at the top edge.",
+        "adversarial example. Attacks that failed at δ = 1 are drawn at the top edge. A pair the engine left as a "
+        "certified interval is a horizontal segment from its proven lower bound to its upper end.",
     ))
     figures.append(Figure(
         relative_gap_cdf(models, folder / "relative_gap_cdf.png"),
