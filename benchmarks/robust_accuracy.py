@@ -1,13 +1,14 @@
 """Verified robust accuracy of the bundled nets: what `advgap evaluate --robust 0.1,0.2 --exact` computes, timed.
 
     .venv/bin/python benchmarks/robust_accuracy.py [--models vanilla,adversarial] [--images 0:10000]
-        [--radii 0.1,0.2] [--workers N]
+        [--radii 0.1,0.2] [--workers N] [--baseline REV [--worktree DIR]]
 
 Per net: the robust accuracy per radius according to FGSM, PGD, FMN and AutoAttack (ART), the exact engine's
 proven ≤ true ≤ not refuted range, the wall time, the CPU time of each method (summed over the workers) and of the
 whole run (with the workers' start-up), and two projections to all 10,000 test images: the measured wall time per
 image (on this machine, loaded as it is) and the CPU time per image spread over two idle cores. The load average is
-printed before and after each net.
+printed before and after each net. With --baseline, the same measurement runs first for that commit (this script in
+a fresh process on its worktree's `src`), then for the working tree.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
+from _worktree import REPO, baseline_worktree
 from advgap.cli.options import parse_images
 from advgap.data.mnist import load_mnist
 from advgap.experiment.config import N_TEST, default_workers
@@ -37,7 +42,16 @@ def main() -> None:
     parser.add_argument("--images", default=f"0:{N_TEST}", help="test images N or A:B (default: all)")
     parser.add_argument("--radii", default="0.1,0.2", help="L∞ radii (default 0.1,0.2)")
     parser.add_argument("--workers", type=int, default=default_workers(), help="processes (default: all cores)")
+    parser.add_argument("--baseline", default="none", help="commit to measure first, or 'none' (the default)")
+    parser.add_argument("--worktree", type=Path, help="its worktree (default runs/baseline-REV, added when missing)")
     args = parser.parse_args()
+    if args.baseline != "none":
+        worktree = baseline_worktree(args.baseline, args.worktree or REPO / "runs" / f"baseline-{args.baseline}")
+        rest = ["--models", args.models, "--images", args.images, "--radii", args.radii, "--workers", str(args.workers)]
+        for tree, src in ((args.baseline, worktree.resolve() / "src"), ("working tree", REPO / "src")):
+            print(f"## {tree}", flush=True)
+            subprocess.run([sys.executable, __file__, *rest], check=True, env={**os.environ, "PYTHONPATH": str(src)})
+        return
     start, stop = parse_images(args.images)
     settings = Settings(tuple(sorted(float(r) for r in args.radii.split(","))), exact=True)
     images, labels = load_mnist("test")

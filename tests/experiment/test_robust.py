@@ -8,6 +8,7 @@ import pytest
 from advgap.errors import SpecError
 from advgap.experiment import robust
 from advgap.experiment.robust import ATTACKS, Settings, Status, robust_accuracy
+from advgap.verify import native
 from support.brute_force import brute_force_min_distance, random_net
 
 # AutoAttack kept small (one APGD-T target, 200 Square queries): seconds instead of minutes on these nets.
@@ -34,14 +35,21 @@ def small_case():
 
 @pytest.fixture(scope="module")
 def exact_run(small_case):
+    """The exact run, with the engine's own PGD attack (`native.pgd_falsify`) made to fail if it is called."""
     net, x, labels, radii, _ = small_case
-    return robust_accuracy(net, x, labels, Settings(radii, exact=True, timeout=30.0, **FAST), chunk=4)
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("the engine re-attacked an image the four attacks had already failed on")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(native, "pgd_falsify", no_attack)
+        return robust_accuracy(net, x, labels, Settings(radii, exact=True, timeout=30.0, **FAST), chunk=4)
 
 
 def test_exact_robust_accuracy_is_brute_force_and_below_every_attack(small_case, exact_run):
     *_, truth = small_case
     result = exact_run
-    assert result.checks > 0  # the engine decided some radii itself
+    assert result.checks > 0  # the engine decided some radii itself, without its own attack (`exact_run`)
     assert not (result.status == Status.OPEN).any()
     np.testing.assert_array_equal(result.status == Status.PROVEN, truth)
     np.testing.assert_array_equal(result.proven(), truth.sum(axis=0))
@@ -90,7 +98,8 @@ def test_engine_budget_spent_leaves_radii_open(small_case, monkeypatch):
     net, x, labels, radii, truth = small_case
     asked = []
 
-    def give_up(net, x, label, delta, timeout):
+    def give_up(net, x, label, delta, timeout, attack):
+        assert attack is False  # the four attacks already ran: the engine is not to repeat its own
         asked.append(delta)
         return CheckResult(Verdict.TIMEOUT, timeout, "native")
 

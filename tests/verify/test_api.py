@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from advgap.errors import SpecError
 from advgap.models.loader import load_network
+from advgap.verify import native
 from advgap.verify.api import check_property, check_robust, min_linf_distance
 from advgap.verify.result import DistanceStatus, Verdict
 from advgap.verify.spec import robustness_spec
@@ -71,6 +72,35 @@ def test_check_robust_agrees_with_min_distance(case):
     if np.isfinite(result.upper):
         below = check_robust(net, x, label, min(result.upper * 1.001, 1.0))
         assert below.verdict is Verdict.COUNTEREXAMPLE
+
+
+@pytest.fixture
+def falsify_calls(monkeypatch):
+    """Records every call of the engine's own PGD attack (`native.pgd_falsify`), which still runs."""
+    calls, real = [], native.pgd_falsify
+    monkeypatch.setattr(native, "pgd_falsify", lambda *args, **kwargs: calls.append(args) or real(*args, **kwargs))
+    return calls
+
+
+@pytest.mark.parametrize(("seed", "n_inputs", "hidden"),
+                         [(5, 4, (5,)), (9, 4, (3, 3)), (18, 3, (3, 2, 2)), (23, 4, (3, 3)), (26, 4, (5,))])
+def test_without_the_engine_attack_the_verdicts_stay_and_points_are_replayed(seed, n_inputs, hidden, falsify_calls):
+    """attack=False: no engine attack runs, yet ROBUST just below and COUNTEREXAMPLE (found by the search,
+    replayed) just above the brute-force minimal distance, as with the attack."""
+    net = random_net(seed, n_inputs, hidden)
+    x, label = _image_and_label(net, seed)
+    distance = brute_force_min_distance(net, x, label, [t for t in range(net.n_outputs) if t != label])
+    assert np.isfinite(distance)
+    for delta, expected in [(0.98 * distance, Verdict.ROBUST), (1.02 * distance, Verdict.COUNTEREXAMPLE)]:
+        assert check_robust(net, x, label, delta).verdict is expected
+        attacks = len(falsify_calls)
+        skipped = check_robust(net, x, label, delta, attack=False)
+        assert len(falsify_calls) == attacks, "attack=False ran the engine's attack"
+        assert skipped.verdict is expected
+        if expected is Verdict.COUNTEREXAMPLE:
+            assert skipped.detail.startswith(("bab", "milp"))
+            assert robustness_spec(x, label, delta, net.n_outputs).replay(net.forward, skipped.counterexample)
+    assert falsify_calls  # the default path attacked: the spy sees the engine's attacks
 
 
 def _study_like_net(seed: int = 0):

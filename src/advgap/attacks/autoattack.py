@@ -4,6 +4,7 @@ AutoAttack (Croce & Hein, ICML 2020) runs a cascade of attacks, each on the samp
 Its standard version is APGD-CE, APGD-T (targeted DLR loss, the 9 classes with the highest logits), FAB-T and
 Square (5,000 queries). ART 1.20.1 has APGD and Square but no FAB, so the cascade here is APGD-CE, APGD-T over the
 `targets` highest non-label classes and Square with `square_queries` queries: ART's attack code, advgap's verdict.
+Square is ART's algorithm as `attacks.square` runs it, one forward pass per query instead of ART's three.
 Which samples go on to the next attack, and the final success, are decided by `attacks.base.finalize` on the
 point ART returns, clipped into the δ-box; ART's own bookkeeping (argmax changed) is never read.
 
@@ -14,7 +15,9 @@ Importing ART writes its config file under ~/.art on first use (ART's behaviour)
 from __future__ import annotations
 
 import copy
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 
 from advgap.attacks.base import AttackResult, finalize, per_sample, prepare_batch
+from advgap.attacks.square import square_linf
 from advgap.errors import SpecError
 
 COMPONENTS = ("apgd-ce", "apgd-t", "square")
@@ -49,7 +53,7 @@ def _image_shape(n: int) -> tuple[int, int, int]:
 def _classifier(model: nn.Module, shape: tuple[int, int, int], classes: int) -> Any:
     """ART's PyTorchClassifier over a float32 copy of `model` in eval mode, without preprocessing, whose `predict`
     is one forward pass: ART's own feeds a per-sample DataLoader and walks the module tree to set its mode, which
-    together cost more than the forward pass of an MNIST MLP (Square predicts three times per query).
+    together cost more than the forward pass of an MNIST MLP.
     """
     from art.estimators.classification import PyTorchClassifier
 
@@ -80,7 +84,7 @@ def autoattack(
     model: maps (B, n) to logits; the re-check runs on it in its own dtype. n must be a square image (MNIST: 784).
     targets: classes APGD-T attacks per sample (highest clean logits first); square_queries: Square's iterations.
     """
-    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+    from art.attacks.evasion import AutoProjectedGradientDescent
 
     labels, _ = prepare_batch(x, labels, None)
     if not 0 < delta <= 1 or math.isnan(delta):
@@ -100,10 +104,10 @@ def autoattack(
                                       loss_type="cross_entropy", **common)
     dlr = AutoProjectedGradientDescent(estimator, eps_step=2 * delta, max_iter=APGD_STEPS, nb_random_init=1,
                                        loss_type="difference_logits_ratio", targeted=True, **common)
-    runs: list[tuple[Any, np.ndarray | None]] = [(ce, None)]
-    runs += [(dlr, ranked[:, k]) for k in range(min(targets, classes - 1))]
+    runs: list[tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], np.ndarray | None]] = [(ce.generate, None)]
+    runs += [(dlr.generate, ranked[:, k]) for k in range(min(targets, classes - 1))]
     if square_queries:
-        runs.append((SquareAttack(estimator, max_iter=square_queries, p_init=0.8, nb_restarts=1, **common), None))
+        runs.append((functools.partial(square_linf, estimator.predict, eps=delta, max_iter=square_queries), None))
     x_adv = x.clone()
     found = torch.zeros(x.shape[0], dtype=torch.bool)
     state = np.random.get_state()
@@ -116,7 +120,7 @@ def autoattack(
             rows = idx.numpy()
             y = labels.numpy()[rows] if goal is None else goal[rows]
             images = x[idx].numpy().astype(np.float32).reshape(-1, *shape)
-            point = torch.from_numpy(attack.generate(images, y=y).reshape(len(rows), -1)).to(x.dtype)
+            point = torch.from_numpy(attack(images, y).reshape(len(rows), -1)).to(x.dtype)
             check = finalize(model, x[idx], point, radius[idx], labels[idx], None)
             x_adv[idx[check.success]] = check.x_adv[check.success]
             found[idx] = check.success

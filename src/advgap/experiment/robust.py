@@ -13,7 +13,8 @@ misclassified image counts as not robust.
 - Exact (`exact=True`): the radii left open go to the engine, `verify.api.check_robust`, by bisection over them:
   ROBUST at δ proves every smaller radius, a COUNTEREXAMPLE (replayed by the engine) refutes every larger one,
   TIMEOUT/UNKNOWN settles nothing. `timeout` is the engine's budget per image over all its radii; what it leaves
-  open is reported as such: proven <= true robust accuracy <= not refuted.
+  open is reported as such: proven <= true robust accuracy <= not refuted. The engine's own PGD attacks are
+  skipped (`attack=False`): the four attacks above already failed on every box it is asked about.
 
 Work is split into chunks of images, run in this process or in a pool of spawned processes; each chunk's random
 starts are seeded by (seed, first image of the chunk), so results do not depend on the number of workers.
@@ -200,7 +201,7 @@ def _settle(net: ReluNet, x: np.ndarray, label: int, s: Settings, status: np.nda
     checks = 0
     while open_ and (left := deadline - time.monotonic()) > 0:
         k = open_[len(open_) // 2]
-        verdict = check_robust(net, x, label, s.deltas[k], timeout=left).verdict
+        verdict = check_robust(net, x, label, s.deltas[k], timeout=left, attack=False).verdict
         checks += 1
         if verdict is Verdict.ROBUST:
             status[: k + 1][status[: k + 1] == Status.OPEN] = Status.PROVEN

@@ -16,9 +16,14 @@ from advgap.verify.spec import Property, robustness_spec
 __all__ = ["check_property", "check_robust", "min_linf_distance"]
 
 
-def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, engine: str = "native") -> CheckResult:
-    """Is there x in the property's box whose logits satisfy one of its terms? (COUNTEREXAMPLE carries x.)"""
-    return get_engine(engine).check_property(net, prop, timeout)
+def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, engine: str = "native", *,
+                   attack: bool = True) -> CheckResult:
+    """Is there x in the property's box whose logits satisfy one of its terms? (COUNTEREXAMPLE carries x.)
+
+    `attack=False` skips the engine's own falsification attacks, for callers whose attacks already failed on the
+    box; the search stays complete and every counterexample replayed.
+    """
+    return get_engine(engine).check_property(net, prop, timeout, attack)
 
 
 def _validate(net: ReluNet, x: np.ndarray, label: int, target: int | None, engine: str) -> np.ndarray:
@@ -43,16 +48,19 @@ def check_robust(
     target: int | None = None,
     timeout: float = 60.0,
     engine: str = "native",
+    *,
+    attack: bool = True,
 ) -> CheckResult:
     """Is there x' with ‖x' − x‖∞ <= delta, x' in [0,1]^n and logit_t(x') >= logit_label(x')?
 
     `target` restricts t to one class; by default every class but `label` counts. ROBUST means proven no;
-    COUNTEREXAMPLE carries x' (replayed in float64). `engine` as in `min_linf_distance`.
+    COUNTEREXAMPLE carries x' (replayed in float64). `engine` as in `min_linf_distance`; `attack` as in
+    `check_property`.
     """
     x = _validate(net, x, label, target, engine)
     targets = None if target is None else [target]
     prop = robustness_spec(x, label, delta, net.n_outputs, targets)
-    return get_engine(engine).check_property(net, prop, timeout)
+    return get_engine(engine).check_property(net, prop, timeout, attack)
 
 
 def min_linf_distance(

@@ -27,8 +27,9 @@ class Engine(Protocol):
     def require(self) -> None:
         """Raise an AdvgapError naming what to install when the engine cannot run here."""
 
-    def check_property(self, net: ReluNet, prop: Property, timeout: float) -> CheckResult:
-        """Decide whether some x in the property's box satisfies one of its terms."""
+    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True) -> CheckResult:
+        """Decide whether some x in the property's box satisfies one of its terms; `attack=False` skips the
+        engine's own falsification attacks, if it has any (the verdict stays complete and replayed)."""
 
     def min_linf_distance(self, net: ReluNet, x: np.ndarray, label: int, target: int | None, timeout: float,
                           tol: float, workers: int) -> DistanceResult:
@@ -41,10 +42,10 @@ class NativeEngine:
     def require(self) -> None:
         """The native engine needs nothing beyond advgap's own dependencies."""
 
-    def check_property(self, net: ReluNet, prop: Property, timeout: float) -> CheckResult:
+    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True) -> CheckResult:
         from advgap.verify.native import check_property
 
-        return check_property(net, prop, timeout)
+        return check_property(net, prop, timeout, attack=attack)
 
     def min_linf_distance(self, net: ReluNet, x: np.ndarray, label: int, target: int | None, timeout: float,
                           tol: float, workers: int) -> DistanceResult:
@@ -61,7 +62,8 @@ class MarabouEngine:
 
         require_maraboupy()
 
-    def check_property(self, net: ReluNet, prop: Property, timeout: float) -> CheckResult:
+    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True) -> CheckResult:
+        """Marabou runs no attack of its own; `attack` is not used."""
         from advgap.verify.marabou import marabou_check_property
 
         return marabou_check_property(net, prop, timeout)

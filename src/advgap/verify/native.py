@@ -2,9 +2,10 @@
 
 Order of work for a property (input box + disjunction of output terms): a numpy PGD attack (a replayed point is a
 proven counterexample); CROWN bounds, computed once, refute terms outright; a stronger attack on the terms still
-open; then, for nets with few inputs and many unstable neurons, branch and bound over sub-boxes of the input
-(`advgap.verify.input_split`, all open terms together); otherwise, or if that gives up, branch and bound over ReLU
-splits (single-row terms, any depth) or a HiGHS MILP (multi-row terms) per open term.
+open (both attacks skipped with `attack=False`); then, for nets with few inputs and many unstable neurons, branch
+and bound over sub-boxes of the input (`advgap.verify.input_split`, all open terms together); otherwise, or if that
+gives up, branch and bound over ReLU splits (single-row terms, any depth) or a HiGHS MILP (multi-row terms) per open
+term.
 
 Soundness and tolerances: bounds are computed in float64 and a term counts as refuted only when its bound clears
 `SOUNDNESS_MARGIN` (1e-7 in logit units); HiGHS decides leaf LPs and MILPs with its primal feasibility tolerance
@@ -85,7 +86,8 @@ def replayed_term(net: ReluNet, prop: Property, point: np.ndarray | None) -> int
 
 
 @single_threaded_blas
-def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: int = 0) -> CheckResult:
+def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: int = 0, *,
+                   attack: bool = True) -> CheckResult:
     """Decide whether some x in the property's box satisfies one of its terms.
 
     Returns ROBUST (proven: no such x), COUNTEREXAMPLE (with a point replayed in float64 and the term index),
@@ -95,6 +97,9 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
     all open terms together) when the net has at most 16 inputs and the root box more than 16 unstable neurons
     (`suits_input_split`), else per term by ReLU branch and bound or MILP. Should input splitting give up (a
     sub-box too small to split), the per-term searches run in the time left.
+
+    `attack=False` skips the two PGD attacks, for callers whose own attacks already failed on the box: the
+    searches are complete and replay what they find, so only the time to a counterexample can change.
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -104,13 +109,14 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
 
     if prop.lo.shape[0] != net.n_inputs:
         raise SpecError(f"property has {prop.lo.shape[0]} inputs, the network {net.n_inputs}")
-    point, _ = pgd_falsify(net, prop, seed=seed)
-    if (hit := replayed_term(net, prop, point)) is not None:
-        return result(Verdict.COUNTEREXAMPLE, "attack", point, hit)
+    if attack:
+        point, _ = pgd_falsify(net, prop, seed=seed)
+        if (hit := replayed_term(net, prop, point)) is not None:
+            return result(Verdict.COUNTEREXAMPLE, "attack", point, hit)
     bounds = crown_bounds(net, prop.lo, prop.hi)
     margins = term_margins(net, prop, bounds)
     open_terms = [int(k) for k in np.argsort(margins) if margins[k] <= SOUNDNESS_MARGIN]
-    if open_terms:
+    if open_terms and attack:
         focus = Property(prop.lo, prop.hi, tuple(prop.terms[k] for k in open_terms))
         point, local = pgd_falsify(net, focus, steps=100, restarts=6, seed=seed + 1)
         if local is not None and (hit := replayed_term(net, prop, point)) is not None:
