@@ -162,7 +162,7 @@ def test_a_worker_killed_mid_task_is_rerun_nothing_is_lost_and_time_limits_hold(
         run_experiment(config, progress=False, executor=RayExecutor(cluster, 1))))
     run.start()
     killed = None
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # the driver first runs AutoAttack on the images, in its own process
     while killed is None and run.is_alive() and time.monotonic() < deadline:
         running = _task_workers() if count(tmp_path, "exact") >= 1 else {}
         if running:

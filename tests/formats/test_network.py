@@ -7,8 +7,9 @@ from advgap.formats.netfile import save_net
 from advgap.formats.nnet import write_nnet
 from advgap.formats.onnx_export import save_onnx
 from advgap.formats.onnx_import import OnnxReplayer
-from advgap.models.bundled import BUNDLED, bundled_path
+from advgap.models.bundled import WEIGHTS_DIR
 from advgap.models.loader import load_network
+from advgap.models.zoo import STUDY_NETS, ZOO_NAMES
 from advgap.verify.api import min_linf_distance
 from advgap.verify.network import ReluNet
 from advgap.verify.result import DistanceStatus
@@ -47,10 +48,8 @@ def test_unknown_suffix_is_refused(tmp_path):
         load_network(tmp_path / "n.h5")
 
 
-@pytest.mark.parametrize("name", BUNDLED)
+@pytest.mark.parametrize("name", STUDY_NETS)
 def test_bundled_net_survives_onnx_and_nnet_export_with_the_same_min_delta(tmp_path, shared_dir, name):
-    if not bundled_path(name).is_file():
-        pytest.skip(f"bundled net {name} is not trained yet")
     net = load_network(name).net
     save_onnx(tmp_path / "n.onnx", net)
     write_nnet(tmp_path / "n.nnet", net)
@@ -65,3 +64,19 @@ def test_bundled_net_survives_onnx_and_nnet_export_with_the_same_min_delta(tmp_p
         assert all(r.status is DistanceStatus.EXACT for r in results)
         assert results[2].lower == results[0].lower and results[2].upper == results[0].upper
         assert max(r.lower for r in results) <= min(r.upper for r in results) + 1e-6
+
+
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_every_zoo_net_is_bundled_with_its_recipe_and_matches_its_onnx_file(name, shared_dir):
+    network = load_network(name)
+    meta = network.meta
+    assert meta["kind"] == ("adversarial" if name.endswith("-adv") else "vanilla")
+    assert meta["profile"]["name"] == f"zoo-{name.removesuffix('-adv')}" and meta["train_time_s"] > 0
+    assert meta["batches"] == (sum(n for _, n in meta["profile"]["adversarial_stages"]) if meta["kind"] ==
+                               "adversarial" else meta["profile"]["vanilla_batches"])
+    assert 0.9 < meta["test_accuracy_clean"] <= 1 and 0 <= meta["test_accuracy_fgsm_0.2"] < meta["test_accuracy_clean"]
+    images, labels = mnist_arrays("test", shared_dir / "mnist")
+    x = images[:200].reshape(200, -1).astype(np.float64)
+    assert np.mean(network.net.predict(x) == labels[:200]) > 0.9
+    onnx_file = WEIGHTS_DIR / f"{name}.onnx"
+    np.testing.assert_allclose(load_network(onnx_file).replay(x[:5]), network.net.forward(x[:5]), rtol=1e-4, atol=1e-4)
