@@ -58,7 +58,7 @@ def _grid(n: int, width: float, height: float, columns: int = 4) -> tuple[plt.Fi
     """A figure of n panels, at most `columns` per row; unused panels are hidden."""
     cols = max(1, min(n, columns))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -239,7 +239,7 @@ def relative_gap_cdf(models: Sequence[ModelData], path: Path) -> Path:
             ax.step([0.0, *gaps[finite]], [0.0, *cdf[finite]], where="post", color=COLORS[attack],
                     label=f"{METHOD_LABELS[attack]} (median {np.median(gaps):.2f})")
         if not drawn:
-            _empty(ax)
+            _empty(ax, "no certified pair yet")
             continue
         ax.set_xscale("symlog", linthresh=0.01)
         ax.set_xlim(left=0)
@@ -255,7 +255,7 @@ def gap_vs_depth(models: Sequence[ModelData], path: Path) -> Path:
     """Median relative gap per attack against the number of ReLU layers, vanilla and adversarially trained nets
     side by side; a net the engine left intervals on shows its gap as a bar from the lower to the upper bound."""
     kinds = {"vanilla": "vanilla nets", "adversarial": "adversarially trained nets"}
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     top = 0.1
     for ax, (kind, title) in zip(axes, kinds.items(), strict=True):
         nets = [m for m in by_depth(models) if m.relu_layers is not None and len(m.pairs)
@@ -280,7 +280,7 @@ def gap_vs_depth(models: Sequence[ModelData], path: Path) -> Path:
             ax.plot([], [], "s", color=COLORS[attack], label=METHOD_LABELS[attack])
         depths = sorted({m.relu_layers for m in nets})
         ax.set_xticks(depths, [f"{d}\n" + "\n".join(m.name for m in nets if m.relu_layers == d) for d in depths],
-                      fontsize=8)
+                      fontsize=7)
         ax.set_xlim(min(depths) - 0.6, max(depths) + 0.6)
         ax.set_yscale("symlog", linthresh=0.01)
         ax.set_xlabel("ReLU layers (nets)")
