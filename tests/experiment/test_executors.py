@@ -16,6 +16,7 @@ from support.tasks import shared_state
 def test_a_raising_task_comes_back_with_its_task_and_the_others_go_on(tiny_net_file, workers):
     tasks = [ExactTask("tiny", 0, 3), ExactTask("tiny", 99_999, 3), ExactTask("tiny", 1, 3)]
     executor = LocalExecutor(workers)
+    assert executor.describe() == "local: no task to run"
     outcomes = {o.task.image: o for o in executor.imap(_run_task, tasks, _init_worker, shared_state(tiny_net_file))}
     assert outcomes.keys() == {0, 1, 99_999}
     assert outcomes[99_999].value is None and outcomes[99_999].error.startswith("IndexError")

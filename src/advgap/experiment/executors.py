@@ -68,7 +68,9 @@ class Executor(abc.ABC):
         """`fn(task)` for every task in workers that ran `init(*shared)` first; outcomes in order of finishing."""
 
     def describe(self) -> str:
-        """Who took part so far, e.g. "ray: 4 workers on 2 nodes"."""
+        """Who took part so far, e.g. "ray: 4 workers on 2 nodes" ("local: no task to run" when none ran)."""
+        if not self.seen:
+            return f"{self.kind}: no task to run"
         nodes = len({node for node, _ in self.seen})
         return f"{self.kind}: {_plural(len(self.seen), 'worker')} on {_plural(nodes, 'node')}"
 
