@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from advgap.attacks.evaluate import accuracies
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir, fast=not args.reference_attack,
     )
     init_name = args.init or ("vanilla" if args.kind == "adversarial" else None)
-    _save(out, trainer.run(), {"init": init_name}, args.data_dir)
+    _save(out, trainer.run(), {"init": init_name}, mnist_arrays("test", args.data_dir))
     return 0
 
 
@@ -86,18 +87,17 @@ def _train_zoo(args: argparse.Namespace) -> int:
     check_output(args.out_dir, "--out-dir", directory=True, make_parents=True)
     check_output(checkpoints, "--checkpoint-dir", directory=True, make_parents=True)
     torch.set_num_threads(args.threads)
-    data = mnist_arrays("train", args.data_dir)
+    data, test = mnist_arrays("train", args.data_dir), mnist_arrays("test", args.data_dir)
     for spec in nets:
         vanilla = Trainer("vanilla", spec.profile, args.seed, data, checkpoint_dir=checkpoints)
         vanilla_result = vanilla.run()
-        vanilla_name, adversarial_name = spec.names
-        if not _zoo_file(args.out_dir, spec, vanilla_name).is_file():
-            _save(_zoo_file(args.out_dir, spec, vanilla_name), vanilla_result, {"init": None}, args.data_dir)
-        if not _zoo_file(args.out_dir, spec, adversarial_name).is_file():
+        vanilla_file, adversarial_file = (_zoo_file(args.out_dir, spec, name) for name in spec.names)
+        if not vanilla_file.is_file():
+            _save(vanilla_file, vanilla_result, {"init": None}, test)
+        if not adversarial_file.is_file():
             adversarial = Trainer("adversarial", spec.profile, args.seed, data, init=vanilla.model,
                                   checkpoint_dir=checkpoints, fast=not args.reference_attack)
-            _save(_zoo_file(args.out_dir, spec, adversarial_name), adversarial.run(), {"init": vanilla_name},
-                  args.data_dir)
+            _save(adversarial_file, adversarial.run(), {"init": spec.name}, test)
     return 0
 
 
@@ -106,9 +106,10 @@ def _zoo_file(out_dir: Path, spec: ZooNet, name: str) -> Path:
     return out_dir / f"{name}{'.npz' if spec.profile.arch == 'mlp' else '.onnx'}"
 
 
-def _save(out: Path, result: TrainResult, extra: dict[str, Any], data_dir: Path | None) -> None:
-    """Measure test accuracy (clean, FGSM δ = 0.2), then write the net with its metadata and report it."""
-    inputs, labels = mnist_arrays("test", data_dir)
+def _save(out: Path, result: TrainResult, extra: dict[str, Any], test: tuple[np.ndarray, np.ndarray]) -> None:
+    """Measure test accuracy (clean, FGSM δ = 0.2) on `test` (inputs, labels), then write the net with its metadata
+    and report it."""
+    inputs, labels = test
     meta = {**result.meta, **extra}
     with eval_mode(result.model):
         clean, attacked = accuracies(result.model, torch.from_numpy(inputs), torch.from_numpy(labels), 0.2)
