@@ -5,7 +5,9 @@ proven counterexample); CROWN bounds, computed once, refute terms outright; a st
 open (both attacks skipped with `attack=False`); then, for nets with few inputs and many unstable neurons, branch
 and bound over sub-boxes of the input (`advgap.verify.input_split`, all open terms together); otherwise, or if that
 gives up, branch and bound over ReLU splits (single-row terms, any depth) or a HiGHS MILP (multi-row terms) per open
-term.
+term. On nets with more than one hidden layer those searches first get `QUICK_SHARE` of the time on CROWN's bounds;
+terms still open then are searched again on intermediate bounds tightened for `TIGHTEN_SHARE` of the time left
+(α-CROWN, then MILP per unstable neuron: `advgap.verify.tighten`).
 
 Soundness and tolerances: bounds are computed in float64 and a term counts as refuted only when its bound clears
 `SOUNDNESS_MARGIN` (1e-7 in logit units); HiGHS decides leaf LPs and MILPs with its primal feasibility tolerance
@@ -32,8 +34,11 @@ from advgap.verify.milp import NetworkMilp
 from advgap.verify.network import ReluNet
 from advgap.verify.result import CheckResult, Verdict
 from advgap.verify.spec import Property, Term
+from advgap.verify.tighten import tightened_bounds
 
 ENGINE = "native"
+QUICK_SHARE = 0.05  # of the time limit, for branch and bound on CROWN's bounds before tightening them
+TIGHTEN_SHARE = 0.3  # of the time left then, for tightening the intermediate bounds (`advgap.verify.tighten`)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -85,6 +90,27 @@ def replayed_term(net: ReluNet, prop: Property, point: np.ndarray | None) -> int
     return None if found is None else found[1]
 
 
+def _decide_terms(net: ReluNet, prop: Property, terms: list[int], bounds: LayerBounds, deadline: float,
+                  unknown: list[str]) -> tuple[tuple[np.ndarray, str] | None, list[int]]:
+    """Decide `terms` in turn until `deadline`: a replayed counterexample (point, detail) if one is found, and the
+    terms left undecided; terms whose search ended UNKNOWN are noted in `unknown`."""
+    left = []
+    for index in terms:
+        if time.monotonic() > deadline:
+            left.append(index)
+            continue
+        verdict, point, detail = _decide_term(net, prop, prop.terms[index], bounds, deadline)
+        if verdict is Verdict.COUNTEREXAMPLE:
+            if replayed_term(net, prop, point) is not None:
+                return (point, detail), left
+            unknown.append(f"term {index}: solver point failed the float64 replay")
+        elif verdict is Verdict.TIMEOUT:
+            left.append(index)
+        elif verdict is Verdict.UNKNOWN:
+            unknown.append(f"term {index}: {detail}")
+    return None, left
+
+
 @single_threaded_blas
 def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: int = 0, *,
                    attack: bool = True) -> CheckResult:
@@ -95,8 +121,9 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
 
     Terms left open by the attacks and the root bounds are decided by input splitting (`input_split_search`,
     all open terms together) when the net has at most 16 inputs and the root box more than 16 unstable neurons
-    (`suits_input_split`), else per term by ReLU branch and bound or MILP. Should input splitting give up (a
-    sub-box too small to split), the per-term searches run in the time left.
+    (`suits_input_split`), else per term by ReLU branch and bound or MILP, on tightened intermediate bounds for
+    terms a quick search did not settle (module docstring). Should input splitting give up (a sub-box too small
+    to split), the per-term searches run in the time left.
 
     `attack=False` skips the two PGD attacks, for callers whose own attacks already failed on the box: the
     searches are complete and replay what they find, so only the time to a counterexample can change.
@@ -130,20 +157,21 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
             return result(Verdict.ROBUST, f"bounds + {split.detail}")
         if split.verdict is Verdict.TIMEOUT:
             return result(Verdict.TIMEOUT, split.detail)
-    unknown = []
-    for index in open_terms:
-        if time.monotonic() > deadline:
-            return result(Verdict.TIMEOUT, "time limit before all terms were decided")
-        verdict, point, detail = _decide_term(net, prop, prop.terms[index], bounds, deadline)
-        if verdict is Verdict.COUNTEREXAMPLE:
-            hit = replayed_term(net, prop, point)
-            if hit is not None:
-                return result(Verdict.COUNTEREXAMPLE, detail, point, hit)
-            unknown.append(f"term {index}: solver point failed the float64 replay")
-        elif verdict is Verdict.TIMEOUT:
-            return result(Verdict.TIMEOUT, detail)
-        elif verdict is Verdict.UNKNOWN:
-            unknown.append(f"term {index}: {detail}")
+    # deeper nets: a quick search on CROWN's bounds first; terms it leaves open get tightened bounds
+    stage_ends = [deadline] if len(net.hidden_sizes) == 1 else [start + QUICK_SHARE * timeout, deadline]
+    pending, unknown = open_terms, []
+    for stage, stage_end in enumerate(stage_ends):
+        if stage > 0 and pending:
+            bounds = tightened_bounds(net, prop.lo, prop.hi, TIGHTEN_SHARE * (deadline - time.monotonic()),
+                                      base=bounds)
+            margins = term_margins(net, prop, bounds)
+            pending = [k for k in pending if margins[k] <= SOUNDNESS_MARGIN]
+        found, pending = _decide_terms(net, prop, pending, bounds, stage_end, unknown)
+        if found is not None:
+            point, detail = found
+            return result(Verdict.COUNTEREXAMPLE, detail, point, replayed_term(net, prop, point))
+    if pending:
+        return result(Verdict.TIMEOUT, f"time limit before {len(pending)} of {len(open_terms)} terms were decided")
     if unknown:
         return result(Verdict.UNKNOWN, "; ".join(unknown))
     return result(Verdict.ROBUST, f"bounds + {len(open_terms)} complete searches")
