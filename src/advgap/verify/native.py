@@ -91,10 +91,10 @@ def replayed_term(net: ReluNet, prop: Property, point: np.ndarray | None) -> int
 
 
 def _decide_terms(net: ReluNet, prop: Property, terms: list[int], bounds: LayerBounds, deadline: float,
-                  unknown: list[str]) -> tuple[tuple[np.ndarray, str] | None, list[int]]:
-    """Decide `terms` in turn until `deadline`: a replayed counterexample (point, detail) if one is found, and the
-    terms left undecided; terms whose search ended UNKNOWN are noted in `unknown`."""
-    left = []
+                  unknown: list[str]) -> tuple[tuple[np.ndarray, str] | None, list[int], str]:
+    """Decide `terms` in turn until `deadline`: a replayed counterexample (point, detail) if one is found, the
+    terms left undecided and the last search's detail; terms whose search ended UNKNOWN are noted in `unknown`."""
+    left, detail = [], "no search ran"
     for index in terms:
         if time.monotonic() > deadline:
             left.append(index)
@@ -102,13 +102,13 @@ def _decide_terms(net: ReluNet, prop: Property, terms: list[int], bounds: LayerB
         verdict, point, detail = _decide_term(net, prop, prop.terms[index], bounds, deadline)
         if verdict is Verdict.COUNTEREXAMPLE:
             if replayed_term(net, prop, point) is not None:
-                return (point, detail), left
+                return (point, detail), left, detail
             unknown.append(f"term {index}: solver point failed the float64 replay")
         elif verdict is Verdict.TIMEOUT:
             left.append(index)
         elif verdict is Verdict.UNKNOWN:
             unknown.append(f"term {index}: {detail}")
-    return None, left
+    return None, left, detail
 
 
 @single_threaded_blas
@@ -159,19 +159,19 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
             return result(Verdict.TIMEOUT, split.detail)
     # deeper nets: a quick search on CROWN's bounds first; terms it leaves open get tightened bounds
     stage_ends = [deadline] if len(net.hidden_sizes) == 1 else [start + QUICK_SHARE * timeout, deadline]
-    pending, unknown = open_terms, []
+    pending, unknown, detail = open_terms, [], ""
     for stage, stage_end in enumerate(stage_ends):
         if stage > 0 and pending:
             bounds = tightened_bounds(net, prop.lo, prop.hi, TIGHTEN_SHARE * (deadline - time.monotonic()),
                                       base=bounds)
             margins = term_margins(net, prop, bounds)
             pending = [k for k in pending if margins[k] <= SOUNDNESS_MARGIN]
-        found, pending = _decide_terms(net, prop, pending, bounds, stage_end, unknown)
+        found, pending, detail = _decide_terms(net, prop, pending, bounds, stage_end, unknown)
         if found is not None:
             point, detail = found
             return result(Verdict.COUNTEREXAMPLE, detail, point, replayed_term(net, prop, point))
     if pending:
-        return result(Verdict.TIMEOUT, f"time limit before {len(pending)} of {len(open_terms)} terms were decided")
+        return result(Verdict.TIMEOUT, f"{len(pending)} of {len(open_terms)} terms open at the time limit ({detail})")
     if unknown:
         return result(Verdict.UNKNOWN, "; ".join(unknown))
     return result(Verdict.ROBUST, f"bounds + {len(open_terms)} complete searches")
