@@ -91,9 +91,10 @@ def replayed_term(net: ReluNet, prop: Property, point: np.ndarray | None) -> int
 
 
 def _decide_terms(net: ReluNet, prop: Property, terms: list[int], bounds: LayerBounds, deadline: float,
-                  unknown: list[str]) -> tuple[tuple[np.ndarray, str] | None, list[int], str]:
-    """Decide `terms` in turn until `deadline`: a replayed counterexample (point, detail) if one is found, the
-    terms left undecided and the last search's detail; terms whose search ended UNKNOWN are noted in `unknown`."""
+                  unknown: list[str]) -> tuple[tuple[np.ndarray, int] | None, list[int], str]:
+    """Decide `terms` in turn until `deadline`: a replayed counterexample (point, index of the term it satisfies)
+    if one is found, the terms left undecided and the last search's detail; terms whose search ended UNKNOWN are
+    noted in `unknown`."""
     left, detail = [], "no search ran"
     for index in terms:
         if time.monotonic() > deadline:
@@ -101,8 +102,8 @@ def _decide_terms(net: ReluNet, prop: Property, terms: list[int], bounds: LayerB
             continue
         verdict, point, detail = _decide_term(net, prop, prop.terms[index], bounds, deadline)
         if verdict is Verdict.COUNTEREXAMPLE:
-            if replayed_term(net, prop, point) is not None:
-                return (point, detail), left, detail
+            if (hit := replayed_term(net, prop, point)) is not None:
+                return (point, hit), left, detail
             unknown.append(f"term {index}: solver point failed the float64 replay")
         elif verdict is Verdict.TIMEOUT:
             left.append(index)
@@ -158,18 +159,18 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
         if split.verdict is Verdict.TIMEOUT:
             return result(Verdict.TIMEOUT, split.detail)
     # deeper nets: a quick search on CROWN's bounds first; terms it leaves open get tightened bounds
-    stage_ends = [deadline] if len(net.hidden_sizes) == 1 else [start + QUICK_SHARE * timeout, deadline]
-    pending, unknown, detail = open_terms, [], ""
-    for stage, stage_end in enumerate(stage_ends):
-        if stage > 0 and pending:
-            bounds = tightened_bounds(net, prop.lo, prop.hi, TIGHTEN_SHARE * (deadline - time.monotonic()),
-                                      base=bounds)
-            margins = term_margins(net, prop, bounds)
-            pending = [k for k in pending if margins[k] <= SOUNDNESS_MARGIN]
-        found, pending, detail = _decide_terms(net, prop, pending, bounds, stage_end, unknown)
-        if found is not None:
-            point, detail = found
-            return result(Verdict.COUNTEREXAMPLE, detail, point, replayed_term(net, prop, point))
+    deep = len(net.hidden_sizes) > 1
+    unknown: list[str] = []
+    found, pending, detail = _decide_terms(net, prop, open_terms, bounds,
+                                           start + QUICK_SHARE * timeout if deep else deadline, unknown)
+    if found is None and pending and deep:
+        bounds = tightened_bounds(net, prop.lo, prop.hi, TIGHTEN_SHARE * (deadline - time.monotonic()), base=bounds)
+        margins = term_margins(net, prop, bounds)
+        pending = [k for k in pending if margins[k] <= SOUNDNESS_MARGIN]
+        found, pending, detail = _decide_terms(net, prop, pending, bounds, deadline, unknown)
+    if found is not None:
+        point, hit = found
+        return result(Verdict.COUNTEREXAMPLE, detail, point, hit)
     if pending:
         return result(Verdict.TIMEOUT, f"{len(pending)} of {len(open_terms)} terms open at the time limit ({detail})")
     if unknown:
