@@ -43,7 +43,7 @@ def read_network_file(path: str | Path) -> Network:
     """Read a `.onnx`, `.nnet` or advgap `.npz` file; ModelFormatError on any defect."""
     path = Path(path)
     if path.suffix == ".onnx":
-        from advgap.formats.onnx_import import CHECK_RTOL, load_onnx  # importing onnx takes most of a second
+        from advgap.formats.onnx_import import CHECK_RTOL, load_onnx  # onnxruntime: imported only for ONNX files
 
         model = load_onnx(path)
         return Network(model.net, model.replayer, str(path), model.replayer.input_shape, model.meta, CHECK_RTOL)

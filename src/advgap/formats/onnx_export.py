@@ -16,10 +16,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from advgap.files import atomic_write
+from advgap.formats.onnx_proto import META_KEY
 from advgap.verify.network import ReluNet
 
 OPSET = 13
-META_KEY = "advgap"
 
 
 def to_onnx(net: ReluNet, name: str = "advgap-mlp") -> onnx.ModelProto:

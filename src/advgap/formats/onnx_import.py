@@ -19,18 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from google.protobuf.message import DecodeError
-from onnx import numpy_helper
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from advgap.errors import ModelFormatError
 from advgap.formats.affine import Affine, Layers, NodeError, base, reshape
 from advgap.formats.maxpool import POOL_HANDLERS
 from advgap.formats.onnx_attrs import Value
-from advgap.formats.onnx_export import META_KEY
 from advgap.formats.onnx_ops import HANDLERS
+from advgap.formats.onnx_proto import (
+    META_KEY,
+    ModelProto,
+    TensorProto,
+    ValueInfoProto,
+    attribute_value,
+    read_model,
+    to_array,
+)
 from advgap.verify.network import ReluNet
 
 log = logging.getLogger(__name__)
@@ -46,14 +51,14 @@ _ORT_ERRORS = (
     ort_state.NotImplemented,
     ort_state.RuntimeException,
 )
-_INPUT_DTYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+_INPUT_DTYPES = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}
 _HANDLERS = {**HANDLERS, **POOL_HANDLERS}
 
 
 class OnnxReplayer:
     """A reusable onnxruntime session of the original model: flat float64 inputs in, flat float64 logits out."""
 
-    def __init__(self, model: onnx.ModelProto, source: str) -> None:
+    def __init__(self, model: ModelProto, source: str) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -61,7 +66,8 @@ class OnnxReplayer:
         try:
             self._session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         except _ORT_ERRORS as exc:
-            raise ModelFormatError(f"{source}: onnxruntime cannot load the model ({exc})") from exc
+            detail = " ".join(str(exc).split())
+            raise ModelFormatError(f"{source}: onnxruntime cannot load the model ({detail})") from exc
         (inp,) = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
         self._input_name = inp.name
         self._input_shape = _input_shape(inp)
@@ -105,12 +111,11 @@ def load_onnx(path: str | Path) -> OnnxModel:
     if not path.is_file():
         raise ModelFormatError(f"{path}: no such ONNX file")
     try:
-        model = onnx.load_model(str(path))
-        onnx.checker.check_model(model)
-    except (DecodeError, OSError, ValueError, onnx.checker.ValidationError) as exc:
+        model = read_model(path)
+    except (OSError, ValueError) as exc:
         raise ModelFormatError(f"{path}: not a valid ONNX model ({exc})") from exc
+    replayer = OnnxReplayer(model, str(path))  # onnxruntime validates the graph before advgap interprets it
     net = onnx_to_relunet(model, str(path))
-    replayer = OnnxReplayer(model, str(path))
     rng = np.random.default_rng(0)
     xs = rng.uniform(0.0, 1.0, size=(CHECK_SAMPLES, net.n_inputs))
     expected = replayer(xs)
@@ -124,7 +129,7 @@ def load_onnx(path: str | Path) -> OnnxModel:
     return OnnxModel(net, replayer, diff, read_metadata(model, str(path)))
 
 
-def read_metadata(model: onnx.ModelProto, source: str) -> dict[str, Any]:
+def read_metadata(model: ModelProto, source: str) -> dict[str, Any]:
     """The advgap metadata (training recipe, accuracies) stored under `META_KEY`, or {} if there is none."""
     for prop in model.metadata_props:
         if prop.key == META_KEY:
@@ -138,13 +143,17 @@ def read_metadata(model: onnx.ModelProto, source: str) -> dict[str, Any]:
     return {}
 
 
-def onnx_to_relunet(model: onnx.ModelProto, source: str = "<onnx>") -> ReluNet:
+def onnx_to_relunet(model: ModelProto, source: str = "<onnx>") -> ReluNet:
     """Convert a loaded ONNX model to a ReluNet (no onnxruntime check; `load_onnx` does that)."""
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     values: dict[str, Value] = {}
     for init in graph.initializer:
-        values[init.name] = _constant(numpy_helper.to_array(init), f"initializer {init.name!r}", source)
+        try:
+            array = to_array(init)
+        except ValueError as exc:
+            raise ModelFormatError(f"{source}: initializer {init.name!r}: {exc}") from exc
+        values[init.name] = _constant(array, f"initializer {init.name!r}", source)
     inputs = [i for i in graph.input if i.name not in values]
     if len(inputs) != 1:
         raise ModelFormatError(f"{source}: expected one network input, found {len(inputs)}")
@@ -170,8 +179,8 @@ def onnx_to_relunet(model: onnx.ModelProto, source: str = "<onnx>") -> ReluNet:
             if name and name not in values:
                 raise ModelFormatError(f"{source}: {label} uses tensor {name!r} before it is defined")
             args.append(values[name] if name else None)
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         try:
+            attrs = {a.name: attribute_value(a) for a in node.attribute}
             out = handler(args, attrs, opset, layers)
         except (NodeError, ValueError) as exc:
             raise ModelFormatError(f"{source}: {label}: {exc}") from exc
@@ -191,7 +200,7 @@ def onnx_to_relunet(model: onnx.ModelProto, source: str = "<onnx>") -> ReluNet:
         raise ModelFormatError(f"{source}: {exc}") from exc
 
 
-def _input_shape(inp: onnx.ValueInfoProto) -> tuple[int, ...]:
+def _input_shape(inp: ValueInfoProto) -> tuple[int, ...]:
     return tuple(d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim)
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from advgap.formats.affine import Affine, Layers, NodeError, broadcast, combine, lift, reshape, unbroadcast
 from advgap.formats.onnx_attrs import (
@@ -30,6 +28,7 @@ from advgap.formats.onnx_attrs import (
     text,
     window,
 )
+from advgap.formats.onnx_proto import np_dtype
 
 Handler = Callable[[Args, Attrs, int, Layers], Value]
 
@@ -237,7 +236,7 @@ def _op_unsqueeze(args: Args, attrs: Attrs, opset: int, layers: Layers) -> Value
 
 def _op_constant(args: Args, attrs: Attrs, opset: int, layers: Layers) -> Value:
     if "value" in attrs:
-        return numpy_helper.to_array(attrs["value"])
+        return attrs["value"]
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32)):
         if key in attrs:
             return np.asarray(attrs[key], dtype=dtype)
@@ -463,7 +462,7 @@ def _onnx_slice(start: int, end: int, step: int, dim: int) -> slice:
 
 def _op_cast(args: Args, attrs: Attrs, opset: int, layers: Layers) -> Value:
     (x,) = args
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(int(required(attrs, "to")))
+    dtype = np_dtype(int(required(attrs, "to")))
     if isinstance(x, np.ndarray):
         return x.astype(dtype)
     if dtype.kind != "f":
@@ -473,7 +472,7 @@ def _op_cast(args: Args, attrs: Attrs, opset: int, layers: Layers) -> Value:
 
 def _op_constant_of_shape(args: Args, attrs: Attrs, opset: int, layers: Layers) -> Value:
     shape = ints(args[0], "shape")
-    value = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, dtype=np.float32)
+    value = attrs["value"] if "value" in attrs else np.zeros(1, dtype=np.float32)
     return np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
 
 
