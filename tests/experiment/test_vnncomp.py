@@ -34,15 +34,45 @@ def test_counterexample_failing_replay_is_unknown(monkeypatch):
     monkeypatch.setattr(
         vnncomp, "check_property", lambda net, prop, timeout: CheckResult(Verdict.COUNTEREXAMPLE, 0.1, "stub", x, 0)
     )
-    honest = solve(Network(NET, NET.forward, "net", (NET.n_inputs,)), PROP, time.monotonic() + 5)
+    honest = solve(Network(NET, NET.forward, "net", (NET.n_inputs,)), [PROP], time.monotonic() + 5)
     assert honest.answer is Answer.VIOLATED and np.array_equal(honest.y, [1.0, 0.0])
-    lying = solve(Network(NET, lambda v: np.array([0.0, 1.0]), "net", (NET.n_inputs,)), PROP, time.monotonic() + 5)
+    lying = solve(Network(NET, lambda v: np.array([0.0, 1.0]), "net", (NET.n_inputs,)), [PROP], time.monotonic() + 5)
     assert lying.answer is Answer.UNKNOWN and "failed replay" in lying.detail
 
 
 def test_no_time_left_is_a_timeout_without_calling_the_engine(monkeypatch):
     monkeypatch.setattr(vnncomp, "check_property", None)
-    assert solve(Network(NET, NET.forward, "net", (NET.n_inputs,)), PROP, time.monotonic() - 1).answer is Answer.TIMEOUT
+    network = Network(NET, NET.forward, "net", (NET.n_inputs,))
+    assert solve(network, [PROP], time.monotonic() - 1).answer is Answer.TIMEOUT
+
+
+def test_a_property_of_several_boxes_is_violated_in_the_box_that_holds_a_counterexample():
+    """y = x on [0, 1]²: the term y0 >= y1 + 0.5 has no solution in the box x0 <= 0.4, one in x0 >= 0.6."""
+    network = Network(NET, NET.forward, "net", (NET.n_inputs,))
+    left = Property(np.zeros(2), np.array([0.4, 1.0]), PROP.terms)
+    right = Property(np.array([0.6, 0.0]), np.ones(2), PROP.terms)
+    assert solve(network, [left], time.monotonic() + 10).answer is Answer.HOLDS
+    found = solve(network, [left, right], time.monotonic() + 10)
+    assert found.answer is Answer.VIOLATED and found.detail.startswith("case 2 of 2: ")
+    assert right.violated_by(found.x, NET.forward(found.x)) == 0
+    low = Property(np.zeros(2), np.array([0.4, 1.0]), PROP.terms)
+    both = solve(network, [left, low], time.monotonic() + 10)
+    assert both.answer is Answer.HOLDS and both.detail == "all 2 cases hold"
+
+
+def test_undecided_cases_are_retried_with_the_time_left(monkeypatch):
+    calls = []
+
+    def engine(net, prop, timeout):
+        calls.append(timeout)
+        verdict = Verdict.TIMEOUT if len(calls) == 1 else Verdict.ROBUST
+        return CheckResult(verdict, 0.0, "stub")
+
+    monkeypatch.setattr(vnncomp, "check_property", engine)
+    network = Network(NET, NET.forward, "net", (NET.n_inputs,))
+    outcome = solve(network, [PROP, PROP], time.monotonic() + 10)
+    assert outcome.answer is Answer.HOLDS and len(calls) == 3
+    assert calls[0] == pytest.approx(5, abs=0.5) and calls[2] == pytest.approx(10, abs=0.5)
 
 
 def test_dimension_mismatch():

@@ -22,7 +22,8 @@ HEADER = """\
 
 
 def parse(body: str):
-    return parse_vnnlib(HEADER + body)
+    (prop,) = parse_vnnlib(HEADER + body)
+    return prop
 
 
 def test_input_bounds_and_single_output_assertion():
@@ -83,7 +84,7 @@ def test_bounds_combine_to_the_tightest():
 def test_mnistfc_property_parses_into_box_and_nine_terms(shared_dir):
     path = shared_dir / "vnncomp_mnistfc" / "prop_0_0.03.vnnlib"
     start = time.perf_counter()
-    prop = read_vnnlib(path)
+    (prop,) = read_vnnlib(path)
     elapsed = time.perf_counter() - start
     assert prop.lo.shape == (784,) and len(prop.terms) == 9
     assert np.all(prop.hi - prop.lo <= 2 * 0.03 + 1e-6) and np.all(prop.lo >= 0) and np.all(prop.hi <= 1)
@@ -109,7 +110,7 @@ def test_mnistfc_property_parses_into_box_and_nine_terms(shared_dir):
         ("(assert (<= Y_0))", r"line 10: \(<= ...\) needs at least two arguments"),
         ("(assert (<= X_0 Y_0))", r"line 10: constraints mixing inputs and outputs"),
         ("(assert (<= (+ X_0 X_1) 1))", r"line 10: constraints over several inputs"),
-        ("(assert (or (<= X_0 0) (<= Y_0 1)))", r"line 10: input constraints inside a disjunction"),
+        ("(assert (or (<= X_0 0) (<= Y_0 1)))", r"line 10: a case constrains no output"),
         ("(declare-const X_0 Real)", r"line 10: X_0 is declared twice"),
         ("(declare-const B Bool)", r"line 10: B has sort 'Bool'"),
         ("(declare-const W_0 Real)", r"line 10: variable 'W_0' must be named X_i"),
@@ -126,6 +127,44 @@ def test_mnistfc_property_parses_into_box_and_nine_terms(shared_dir):
 def test_malformed_input_names_the_line(body, message):
     with pytest.raises(SpecError, match=message):
         parse(body)
+
+
+TWO_BOXES = """\
+(declare-const X_0 Real)
+(declare-const X_1 Real)
+(declare-const Y_0 Real)
+(declare-const Y_1 Real)
+(assert (<= X_1 1))
+(assert (>= X_1 0))
+(assert (or (and (>= X_0 -1) (<= X_0 -0.5)) (and (>= X_0 0.5) (<= X_0 1)) (and (>= X_0 2) (<= X_0 1))))
+(assert (or (<= Y_0 Y_1) (>= Y_1 3)))
+"""
+
+
+def test_a_union_of_input_boxes_gives_one_case_per_box():
+    """ACAS Xu property 6's shape: two boxes (a third, empty one dropped) times a disjunction of outputs."""
+    cases = parse_vnnlib(TWO_BOXES)
+    assert [(p.lo.tolist(), p.hi.tolist()) for p in cases] == [([-1, 0], [-0.5, 1]), ([0.5, 0], [1, 1])]
+    for prop in cases:
+        assert [t.name for t in prop.terms] == ["(<= Y_0 Y_1)", "(>= Y_1 3)"]
+
+
+def test_disjuncts_with_their_own_box_and_output_condition_are_grouped_by_box():
+    """VNN-COMP's (or (and X-box Y-condition) ...): disjuncts that share a box become terms of one case."""
+    box_a = "(>= X_0 0) (<= X_0 1)"
+    box_b = "(>= X_0 2) (<= X_0 3)"
+    text = ("(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
+            f"(assert (or (and {box_a} (<= Y_0 Y_1)) (and {box_b} (<= Y_1 Y_0)) (and {box_a} (>= Y_0 5))))")
+    a, b = parse_vnnlib(text)
+    assert (a.lo.tolist(), a.hi.tolist(), len(a.terms)) == ([0.0], [1.0], 2)
+    assert (b.lo.tolist(), b.hi.tolist(), len(b.terms)) == ([2.0], [3.0], 1)
+    np.testing.assert_array_equal(b.terms[0].A, [[-1.0, 1.0]])
+
+
+def test_only_empty_boxes_are_refused():
+    text = TWO_BOXES.replace("(and (>= X_0 -1) (<= X_0 -0.5)) (and (>= X_0 0.5) (<= X_0 1)) ", "")
+    with pytest.raises(SpecError, match="empty input box"):
+        parse_vnnlib(text)
 
 
 def test_unbounded_input_and_missing_declarations():
@@ -177,10 +216,10 @@ def test_fuzz_mutated_valid_file_raises_only_spec_error(edits):
         pos = min(pos, len(text))
         text = text[:pos] + "".join(inserted) + text[pos + cut :]
     try:
-        prop = parse_vnnlib(text)
+        cases = parse_vnnlib(text)
     except SpecError:
         return
-    assert np.all(prop.lo <= prop.hi) and prop.terms
+    assert cases and all(np.all(prop.lo <= prop.hi) and prop.terms for prop in cases)
 
 
 @settings(max_examples=300, deadline=None)
@@ -189,7 +228,7 @@ def test_fuzz_random_bytes_raise_only_spec_error(tmp_path_factory, data):
     path = tmp_path_factory.getbasetemp() / "fuzz.vnnlib"
     path.write_bytes(data)
     try:
-        prop = read_vnnlib(path)
+        cases = read_vnnlib(path)
     except SpecError:
         return
-    assert np.all(prop.lo <= prop.hi) and prop.terms
+    assert cases and all(np.all(prop.lo <= prop.hi) and prop.terms for prop in cases)

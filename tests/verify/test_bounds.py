@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from advgap.verify.api import check_property
 from advgap.verify.bounds import backward_lower, box_min, crown_bounds, interval_bounds
+from advgap.verify.network import ReluNet
+from advgap.verify.result import Verdict
+from advgap.verify.spec import Property, Term
 from support.brute_force import random_net
 
 
@@ -51,3 +55,13 @@ def test_first_layer_bounds_are_exact_box_extremes():
     z = corners @ w.T + b
     assert np.allclose(bounds.lower[0], z.min(axis=0)) and np.allclose(bounds.upper[0], z.max(axis=0))
     assert np.allclose(box_min(w, lo, hi) + b, z.min(axis=0))
+
+
+def test_a_net_without_hidden_layers_has_no_intermediate_bounds_and_is_verified():
+    """A purely linear net (an ONNX file of one Gemm): no ReLU to bound, and the property check still decides."""
+    net = ReluNet.from_layers([(np.array([[1.0, -1.0], [-1.0, 1.0]]), np.zeros(2))])
+    assert crown_bounds(net, np.zeros(2), np.ones(2)).lower == ()
+    term = Term(np.array([[1.0, -1.0]]), np.zeros(1), "y0 <= y1")
+    holds = check_property(net, Property(np.array([0.6, 0.0]), np.array([1.0, 0.4]), (term,)), timeout=5)
+    violated = check_property(net, Property(np.zeros(2), np.ones(2), (term,)), timeout=5)
+    assert holds.verdict is Verdict.ROBUST and violated.verdict is Verdict.COUNTEREXAMPLE

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -86,15 +86,50 @@ def answer(network: Network, prop_path: str | Path, deadline: float) -> Outcome:
     """Read the property at `prop_path` and answer it on `network` by `deadline` (time.monotonic()); reading the
     file counts against the deadline. SpecError if the file is malformed or does not fit the network."""
     try:
-        prop = read_vnnlib(prop_path, deadline)
+        cases = read_vnnlib(prop_path, deadline)
     except ParseTimeout as exc:
         return Outcome(Answer.TIMEOUT, f"{prop_path}: {exc} while reading the property")
-    check_dimensions(network, prop, str(prop_path))
-    return solve(network, prop, deadline)
+    for prop in cases:
+        check_dimensions(network, prop, str(prop_path))
+    return solve(network, cases, deadline)
 
 
-def solve(network: Network, prop: Property, deadline: float) -> Outcome:
-    """Answer `prop` on `network` by `deadline` (time.monotonic()); counterexamples are replayed by `network`."""
+def solve(network: Network, cases: Sequence[Property], deadline: float) -> Outcome:
+    """Answer the property made of `cases` (violated when any case is) on `network` by `deadline`.
+
+    Each case first gets an equal share of the time left; cases left undecided are then tried again, one after the
+    other, with all the time that remains. Counterexamples are replayed by `network`.
+    """
+    if len(cases) == 1:
+        return _solve_case(network, cases[0], deadline)
+    undecided: list[tuple[int, Outcome]] = []
+    for i, prop in enumerate(cases):
+        share = (deadline - time.monotonic()) / (len(cases) - i)
+        outcome = _solve_case(network, prop, time.monotonic() + share)
+        if outcome.answer is Answer.VIOLATED:
+            return _in_case(outcome, i, len(cases))
+        if outcome.answer is not Answer.HOLDS:
+            undecided.append((i, outcome))
+    for at, (i, _) in enumerate(undecided):
+        if time.monotonic() >= deadline:
+            break
+        outcome = _solve_case(network, cases[i], deadline)
+        if outcome.answer is Answer.VIOLATED:
+            return _in_case(outcome, i, len(cases))
+        undecided[at] = (i, outcome)
+    still = [(i, o) for i, o in undecided if o.answer is not Answer.HOLDS]
+    if not still:
+        return Outcome(Answer.HOLDS, f"all {len(cases)} cases hold")
+    i, outcome = next(((i, o) for i, o in still if o.answer is Answer.UNKNOWN), still[0])
+    return _in_case(outcome, i, len(cases))
+
+
+def _in_case(outcome: Outcome, index: int, count: int) -> Outcome:
+    return Outcome(outcome.answer, f"case {index + 1} of {count}: {outcome.detail}", outcome.x, outcome.y)
+
+
+def _solve_case(network: Network, prop: Property, deadline: float) -> Outcome:
+    """Answer one case (an input box and its terms) by `deadline`."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return Outcome(Answer.TIMEOUT, "no time left after loading")

@@ -1,11 +1,14 @@
-"""VNN-LIB reader: an input box and a disjunction of linear output conditions, as a `Property`.
+"""VNN-LIB reader: one or more cases, each an input box and a disjunction of linear output conditions (`Property`).
 
 Supported (the VNN-COMP subset): `(declare-const X_i Real)` / `(declare-const Y_j Real)`; `(assert F)` where F
 is a comparison (`<=`, `>=`, `<`, `>`, `=`; strict read as non-strict, chains allowed) of linear expressions
 (numbers, variables, `+`, `-`, `*` by constants, `/` by a constant) or an `and` / `or` of such formulas. Top-level
-assertions are conjoined. Constraints over one input are bounds; every input needs a lower and an upper bound.
-Constraints over outputs form the terms. Constraints mixing inputs and outputs, over several inputs, or input
-bounds inside a disjunction raise SpecError. Everything malformed raises SpecError with the line number.
+assertions are conjoined. Constraints over one input are bounds; constraints over outputs form the terms. Input
+bounds may sit inside a disjunction (VNN-COMP's `(or (and X-box Y-condition) ...)`, or a union of boxes as in ACAS
+Xu's property 6): the formula is expanded to disjunctive normal form and its conjunctions grouped by input box, one
+`Property` per box (a box that is empty is dropped: it holds no input). The file is violated when any case is. In
+every case each input needs a lower and an upper bound. Constraints mixing inputs and outputs or over several inputs
+raise SpecError. Everything malformed raises SpecError with the line number.
 
 The file is read as a stream, each top-level form reduced as soon as it closes and repeated constraints kept once,
 so memory stays small however long the file; with a deadline, reading stops at it (ParseTimeout).
@@ -77,9 +80,9 @@ class _Error(Exception):
         self.line = line
 
 
-def read_vnnlib(path: str | Path, deadline: float | None = None) -> Property:
-    """Parse the VNN-LIB file at `path` into a Property; SpecError naming the file (and line) on any defect,
-    ParseTimeout once `deadline` (time.monotonic()) has passed."""
+def read_vnnlib(path: str | Path, deadline: float | None = None) -> tuple[Property, ...]:
+    """Parse the VNN-LIB file at `path` into its cases (module docstring); SpecError naming the file (and line) on
+    any defect, ParseTimeout once `deadline` (time.monotonic()) has passed."""
     path = Path(path)
     try:
         with path.open(encoding="utf-8") as lines:
@@ -88,12 +91,12 @@ def read_vnnlib(path: str | Path, deadline: float | None = None) -> Property:
         raise SpecError(f"{path}: cannot read VNN-LIB file ({exc})") from exc
 
 
-def parse_vnnlib(text: str, source: str = "<vnnlib>", deadline: float | None = None) -> Property:
-    """Parse VNN-LIB text into a Property (see the module docstring for the supported subset)."""
+def parse_vnnlib(text: str, source: str = "<vnnlib>", deadline: float | None = None) -> tuple[Property, ...]:
+    """Parse VNN-LIB text into its cases (see the module docstring for the supported subset)."""
     return _parse(text.splitlines(), source, deadline)
 
 
-def _parse(lines: Iterable[str], source: str, deadline: float | None) -> Property:
+def _parse(lines: Iterable[str], source: str, deadline: float | None) -> tuple[Property, ...]:
     try:
         return _build(_read_forms(lines, deadline), source)
     except _Error as exc:
@@ -133,7 +136,7 @@ def _read_forms(lines: Iterable[str], deadline: float | None) -> Iterator[_Node]
         raise _Error(stack[-1].line, "'(' is never closed")
 
 
-def _build(forms: Iterable[_Node], source: str) -> Property:
+def _build(forms: Iterable[_Node], source: str) -> tuple[Property, ...]:
     variables: dict[str, _Var] = {}
     lo: dict[int, float] = {}
     hi: dict[int, float] = {}
@@ -159,24 +162,50 @@ def _build(forms: Iterable[_Node], source: str) -> Property:
                         common.setdefault(_key(row), row)
                 continue
             for row in (row for conj in dnf for row in conj):
-                if any(kind == "X" for kind, _ in row.coefs):
-                    raise _Error(row.line, "input constraints inside a disjunction are not supported")
+                _is_input_row(row)  # refuses rows mixing inputs and outputs, or over several inputs
             disjunctions.setdefault(tuple(tuple(map(_key, conj)) for conj in dnf), dnf)
         elif command not in _IGNORED_COMMANDS:
             raise _Error(form.line, f"unsupported command {command!r}")
     n_x = _count_declared(variables, "X", source)
     n_y = _count_declared(variables, "Y", source)
-    missing = [i for i in range(n_x) if i not in lo or i not in hi]
-    if missing:
-        raise SpecError(f"{source}: input X_{missing[0]} has no finite lower and upper bound")
-    if not common and not disjunctions:
-        raise SpecError(f"{source}: no constraint on the outputs")
     combos = _product([[list(common.values())], *disjunctions.values()], last_assert)
-    terms = tuple(_term([row for conj in combo for row in conj], n_y) for combo in combos)
-    try:
-        return Property(np.array([lo[i] for i in range(n_x)]), np.array([hi[i] for i in range(n_x)]), terms)
-    except SpecError as exc:
-        raise SpecError(f"{source}: {exc}") from None
+    cases: dict[tuple, tuple[dict[int, float], dict[int, float], list[Term]]] = {}
+    shared_key = (tuple(sorted(lo.items())), tuple(sorted(hi.items())))
+    for combo in combos:
+        rows = [row for conj in combo for row in conj]
+        outputs = [row for row in rows if not _is_input_row(row)]
+        if not outputs:
+            raise SpecError(f"{source}: no constraint on the outputs" if len(combos) == 1 else
+                            f"{source}, line {rows[0].line if rows else last_assert}: a case constrains no output")
+        box_lo, box_hi, key = lo, hi, shared_key
+        if len(outputs) < len(rows):
+            box_lo, box_hi = dict(lo), dict(hi)
+            for row in rows:
+                if _is_input_row(row):
+                    _apply_bound(row, box_lo, box_hi)
+            key = (tuple(sorted(box_lo.items())), tuple(sorted(box_hi.items())))
+        cases.setdefault(key, (box_lo, box_hi, []))[2].append(_term(outputs, n_y))
+    return _cases(cases.values(), n_x, source)
+
+
+def _cases(boxes: Iterable[tuple[dict[int, float], dict[int, float], list[Term]]], n_x: int,
+           source: str) -> tuple[Property, ...]:
+    """One Property per input box with its terms; empty boxes dropped unless every box is empty."""
+    found, first_error = [], None
+    for box_lo, box_hi, terms in boxes:
+        missing = [i for i in range(n_x) if i not in box_lo or i not in box_hi]
+        if missing:
+            raise SpecError(f"{source}: input X_{missing[0]} has no finite lower and upper bound")
+        try:
+            found.append(Property(np.array([box_lo[i] for i in range(n_x)]), np.array([box_hi[i] for i in range(n_x)]),
+                                  tuple(terms)))
+        except SpecError as exc:
+            if "empty input box" not in str(exc):
+                raise SpecError(f"{source}: {exc}") from None
+            first_error = first_error or exc
+    if not found:
+        raise SpecError(f"{source}: {first_error}")
+    return tuple(found)
 
 
 def _declare(form: _List, variables: dict[str, _Var]) -> None:

@@ -110,6 +110,8 @@ def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> LayerBounds
 def crown_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> LayerBounds:
     """CROWN pre-activation bounds of every hidden layer, intersected with interval bounds."""
     ibp = interval_bounds(net, lo, hi)
+    if not ibp.lower:  # no hidden layer: nothing to bound
+        return ibp
     lowers: list[np.ndarray] = [ibp.lower[0]]
     uppers: list[np.ndarray] = [ibp.upper[0]]
     for k in range(1, len(net.weights) - 1):
