@@ -175,3 +175,18 @@ def test_check_property_reports_a_replayed_point():
     assert outcome.verdict is Verdict.COUNTEREXAMPLE
     logits = net.forward(outcome.counterexample)
     assert np.sort(np.delete(logits, label))[-1] >= logits[label], "replayed: some logit reaches the label's"
+
+
+def test_pgd_stops_at_its_deadline_after_one_look_at_the_start(monkeypatch):
+    """A passed deadline leaves the attack one forward pass (a start point that already violates still counts)."""
+    from advgap.verify import falsify
+
+    net = random_net(2, 4, (6, 5), 3)
+    prop = robustness_spec(np.full(4, 0.5), int(np.argmax(net.forward(np.full(4, 0.5)))), 0.5, 3)
+    steps = []
+    real = falsify.input_gradient
+    monkeypatch.setattr(falsify, "input_gradient", lambda *a: steps.append(1) or real(*a))
+    falsify.pgd_falsify(net, prop, steps=50, deadline=-np.inf)
+    assert steps == []
+    falsify.pgd_falsify(net, prop, steps=50)
+    assert len(steps) > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from advgap.verify import bounds as bounds_module
 from advgap.verify.api import check_property
 from advgap.verify.bounds import backward_lower, box_min, crown_bounds, interval_bounds
 from advgap.verify.network import ReluNet
@@ -65,3 +66,22 @@ def test_a_net_without_hidden_layers_has_no_intermediate_bounds_and_is_verified(
     holds = check_property(net, Property(np.array([0.6, 0.0]), np.array([1.0, 0.4]), (term,)), timeout=5)
     violated = check_property(net, Property(np.zeros(2), np.ones(2), (term,)), timeout=5)
     assert holds.verdict is Verdict.ROBUST and violated.verdict is Verdict.COUNTEREXAMPLE
+
+
+def test_crown_stops_at_its_deadline_with_interval_bounds_for_the_neurons_left(monkeypatch):
+    """Past the deadline CROWN leaves a neuron at its (sound, looser) interval bounds; before it, CROWN's are used."""
+    net = random_net(5, 6, (8, 7, 5), 3)
+    lo, hi = np.zeros(6), np.full(6, 0.5)
+    ibp, full = interval_bounds(net, lo, hi), crown_bounds(net, lo, hi)
+    late = crown_bounds(net, lo, hi, deadline=-np.inf)
+    for k in range(3):
+        np.testing.assert_array_equal(late.lower[k], ibp.lower[k])
+        np.testing.assert_array_equal(late.upper[k], ibp.upper[k])
+    monkeypatch.setattr(bounds_module, "CHUNK", 2)
+    clock = iter(range(1_000_000))
+    monkeypatch.setattr(bounds_module.time, "monotonic", lambda: next(clock))
+    half = crown_bounds(net, lo, hi, deadline=1.5)  # two chunks of layer 1, then the clock has passed
+    np.testing.assert_array_equal(half.lower[1][:4], full.lower[1][:4])
+    np.testing.assert_array_equal(half.lower[1][4:], ibp.lower[1][4:])
+    np.testing.assert_array_equal(half.upper[2], ibp.upper[2])
+    assert np.all(full.upper[1] - full.lower[1] <= ibp.upper[1] - ibp.lower[1] + 1e-12)

@@ -11,12 +11,15 @@ they are exact real-arithmetic bounds up to float64 rounding, which the engine a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from advgap.verify.network import ReluNet
+
+CHUNK = 256  # rows per backward pass when bounding a layer's neurons: the deadline is checked between chunks
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,9 @@ def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> LayerBounds
     return LayerBounds(tuple(lowers), tuple(uppers))
 
 
-def crown_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> LayerBounds:
-    """CROWN pre-activation bounds of every hidden layer, intersected with interval bounds."""
+def crown_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray, deadline: float = np.inf) -> LayerBounds:
+    """CROWN pre-activation bounds of every hidden layer, intersected with interval bounds. Neurons not reached by
+    `deadline` (time.monotonic()) keep their interval bounds: sound, only looser."""
     ibp = interval_bounds(net, lo, hi)
     if not ibp.lower:  # no hidden layer: nothing to bound
         return ibp
@@ -116,7 +120,25 @@ def crown_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> LayerBounds:
     uppers: list[np.ndarray] = [ibp.upper[0]]
     for k in range(1, len(net.weights) - 1):
         partial = LayerBounds(tuple(lowers), tuple(uppers))
-        eye = np.eye(net.weights[k].shape[0])
-        lowers.append(np.maximum(backward_lower(net, partial, eye, k, lo, hi), ibp.lower[k]))
-        uppers.append(np.minimum(-backward_lower(net, partial, -eye, k, lo, hi), ibp.upper[k]))
+        lower, upper = crown_layer(net, partial, k, lo, hi, ibp.lower[k], ibp.upper[k], deadline)
+        lowers.append(lower)
+        uppers.append(upper)
     return LayerBounds(tuple(lowers), tuple(uppers))
+
+
+def crown_layer(
+    net: ReluNet, partial: LayerBounds, k: int, lo: np.ndarray, hi: np.ndarray, lower: np.ndarray,
+    upper: np.ndarray, deadline: float = np.inf,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Layer k's bounds `lower`, `upper` intersected with CROWN's from `partial` (the bounds of layers < k), `CHUNK`
+    neurons at a time until `deadline`; the neurons after it keep the bounds given."""
+    lower, upper = lower.copy(), upper.copy()
+    n = net.weights[k].shape[0]
+    for first in range(0, n, CHUNK):
+        if time.monotonic() > deadline:
+            break
+        rows = slice(first, min(first + CHUNK, n))
+        eye = np.eye(n)[rows]
+        lower[rows] = np.maximum(lower[rows], backward_lower(net, partial, eye, k, lo, hi))
+        upper[rows] = np.minimum(upper[rows], -backward_lower(net, partial, -eye, k, lo, hi))
+    return lower, upper

@@ -49,7 +49,7 @@ def attack_radius(
         delta = high if best is None else (low + high) / 2
         prop = robustness_spec(x, label, delta, net.n_outputs, targets)
         point, _ = pgd_falsify(net, prop, steps=ATTACK_STEPS,
-                               start=None if start is None else np.clip(start, prop.lo, prop.hi))
+                               start=None if start is None else np.clip(start, prop.lo, prop.hi), deadline=deadline)
         if point is not None:
             best, high = point, min(delta, float(np.abs(point - x).max()))
             start = point
@@ -60,10 +60,11 @@ def attack_radius(
     return best
 
 
-def _root_bounds(net: ReluNet, x: np.ndarray, radius: float, budget: float) -> LayerBounds:
-    """Intermediate bounds on the δ-box of `radius`: CROWN, tightened within `budget` seconds if it is positive."""
+def _root_bounds(net: ReluNet, x: np.ndarray, radius: float, budget: float, deadline: float) -> LayerBounds:
+    """Intermediate bounds on the δ-box of `radius`: CROWN (interval bounds for the neurons it has not reached by
+    `deadline`), tightened within `budget` seconds if it is positive."""
     lo, hi = linf_box(x, radius)
-    bounds = crown_bounds(net, lo, hi)
+    bounds = crown_bounds(net, lo, hi, deadline)
     if budget > 0 and len(net.hidden_sizes) > 1:
         bounds = tightened_bounds(net, lo, hi, budget, base=bounds)
     return bounds
@@ -101,7 +102,7 @@ class _Query:
         start = time.monotonic()
         quick_deadline = start + QUICK_SHARE * (hard_deadline - start)
         radius = self._radius()
-        bounds = _root_bounds(self.net, self.x, radius, 0.0)
+        bounds = _root_bounds(self.net, self.x, radius, 0.0, self.deadline)
         self.unstable = count_unstable(bounds)
         search = DeltaSearch(self.net, self.x, self.label, self.targets, self.incumbent, radius, bounds, self.tol)
         tightened = False
@@ -113,7 +114,7 @@ class _Query:
             if shrunk or (not tightened and now >= quick_deadline):
                 tightened = True
                 radius = self._radius()
-                bounds = _root_bounds(self.net, self.x, radius, TIGHTEN_SHARE * (hard_deadline - now))
+                bounds = _root_bounds(self.net, self.x, radius, TIGHTEN_SHARE * (hard_deadline - now), hard_deadline)
                 self.unstable = count_unstable(bounds)
                 search.rebound(bounds, radius)
         return True
@@ -127,7 +128,7 @@ class _Query:
             if radius <= self.lower:
                 return
             trial = Incumbent(min(radius + self.tol, self.incumbent.upper))  # prunes at ρ = radius
-            bounds = _root_bounds(self.net, self.x, radius, 0.0)
+            bounds = _root_bounds(self.net, self.x, radius, 0.0, self.deadline)
             search = DeltaSearch(self.net, self.x, self.label, self.targets, trial, radius, bounds, self.tol)
             share = (deadline - time.monotonic()) / 2
             began = time.monotonic()

@@ -6,6 +6,8 @@ pick which terms of a property to attack first. Deterministic for a given seed.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from advgap.verify.network import ReluNet
@@ -35,8 +37,10 @@ def pgd_falsify(
     restarts: int = 2,
     seed: int = 0,
     start: np.ndarray | None = None,
+    deadline: float = np.inf,
 ) -> tuple[np.ndarray | None, int | None]:
-    """Search the box for a point satisfying some term; return (point, term index) or (None, None).
+    """Search the box for a point satisfying some term; return (point, term index) or (None, None); the search
+    stops early at `deadline` (time.monotonic()).
 
     Each term's most violated row is attacked by signed-gradient ascent (L∞ steps, step size decaying from a
     quarter of the box width), from `start` (the box centre if None) and `restarts - 1` uniform random points,
@@ -60,7 +64,7 @@ def pgd_falsify(
             if np.all(slack <= 0):
                 return xs[i].copy(), int(t)
             rows[i] = -term.A[int(np.argmax(slack))]
-        if step == steps:
+        if step == steps or time.monotonic() > deadline:
             break
         grad = input_gradient(net, xs, rows)
         size = 0.25 * (1.0 - step / steps) + 0.01

@@ -138,15 +138,15 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
     if prop.lo.shape[0] != net.n_inputs:
         raise SpecError(f"property has {prop.lo.shape[0]} inputs, the network {net.n_inputs}")
     if attack:
-        point, _ = pgd_falsify(net, prop, seed=seed)
+        point, _ = pgd_falsify(net, prop, seed=seed, deadline=deadline)
         if (hit := replayed_term(net, prop, point)) is not None:
             return result(Verdict.COUNTEREXAMPLE, "attack", point, hit)
-    bounds = crown_bounds(net, prop.lo, prop.hi)
+    bounds = crown_bounds(net, prop.lo, prop.hi, deadline)
     margins = term_margins(net, prop, bounds)
     open_terms = [int(k) for k in np.argsort(margins) if margins[k] <= SOUNDNESS_MARGIN]
     if open_terms and attack:
         focus = Property(prop.lo, prop.hi, tuple(prop.terms[k] for k in open_terms))
-        point, local = pgd_falsify(net, focus, steps=100, restarts=6, seed=seed + 1)
+        point, local = pgd_falsify(net, focus, steps=100, restarts=6, seed=seed + 1, deadline=deadline)
         if local is not None and (hit := replayed_term(net, prop, point)) is not None:
             return result(Verdict.COUNTEREXAMPLE, "attack on open terms", point, hit)
     if open_terms and suits_input_split(net, bounds):

@@ -40,7 +40,7 @@ from enum import Enum
 import highspy
 import numpy as np
 
-from advgap.verify.bounds import LayerBounds, back_substitute, backward_lower, crown_bounds, relu_relaxation
+from advgap.verify.bounds import LayerBounds, back_substitute, crown_bounds, crown_layer, relu_relaxation
 from advgap.verify.milp import new_highs
 from advgap.verify.network import ReluNet
 
@@ -138,12 +138,12 @@ def tighten(
     deadline = time.monotonic() + budget
     config = config or TightenConfig()
     lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
-    base = crown_bounds(net, lo, hi) if base is None else base
+    base = crown_bounds(net, lo, hi, deadline) if base is None else base
     lowers, uppers = [b.copy() for b in base.lower], [b.copy() for b in base.upper]
     depth = len(net.hidden_sizes)
     records: list[StageRecord] = []
     for k in range(1, depth):
-        _recompute_crown(net, lowers, uppers, k, lo, hi)
+        _recompute_crown(net, lowers, uppers, k, lo, hi, deadline)
         if config.alpha_steps > 0:
             _maybe_run(Stage.ALPHA, net, lowers, uppers, k, lo, hi, deadline, config, records)
         end = time.monotonic()
@@ -158,12 +158,11 @@ def _unstable(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return (lower < 0) & (upper > 0)
 
 
-def _recompute_crown(net: ReluNet, lowers: list, uppers: list, k: int, lo: np.ndarray, hi: np.ndarray) -> None:
-    """Intersect layer k's bounds with CROWN's from the current bounds of layers < k."""
+def _recompute_crown(net: ReluNet, lowers: list, uppers: list, k: int, lo: np.ndarray, hi: np.ndarray,
+                     deadline: float) -> None:
+    """Intersect layer k's bounds with CROWN's from the current bounds of layers < k, as far as `deadline` allows."""
     partial = LayerBounds(tuple(lowers[:k]), tuple(uppers[:k]))
-    eye = np.eye(net.weights[k].shape[0])
-    lowers[k] = np.maximum(lowers[k], backward_lower(net, partial, eye, k, lo, hi))
-    uppers[k] = np.minimum(uppers[k], -backward_lower(net, partial, -eye, k, lo, hi))
+    lowers[k], uppers[k] = crown_layer(net, partial, k, lo, hi, lowers[k], uppers[k], deadline)
 
 
 def _maybe_run(
