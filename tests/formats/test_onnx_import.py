@@ -479,15 +479,6 @@ def test_product_of_input_dependent_tensors_is_refused(tmp_path):
         load_onnx(save(tmp_path, nodes, [], [1, 2], [1, 2]))
 
 
-def test_skip_connection_across_relu_is_refused(tmp_path):
-    nodes = [
-        helper.make_node("Relu", ["x"], ["r"], name="relu"),
-        helper.make_node("Add", ["r", "x"], ["y"], name="skip"),
-    ]
-    with pytest.raises(ModelFormatError, match=r"node 'skip'.*before and after a Relu"):
-        load_onnx(save(tmp_path, nodes, [], [1, 2], [1, 2]))
-
-
 def test_nan_weights_are_refused(tmp_path):
     w, b = weights(2, 2)
     w[0, 1] = np.nan

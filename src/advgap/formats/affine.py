@@ -205,11 +205,18 @@ def _pull_back(order: list[LinOp], leaf: LinOp, op: LinOp, seed: np.ndarray) -> 
 
 
 class Layers:
-    """The dense (weight, bias) layers closed so far, each followed by a ReLU in the ReluNet, and their bytes."""
+    """The dense (weight, bias) layers closed so far, each followed by a ReLU in the ReluNet, and their bytes.
+
+    `live` names the tensors of the current base that the graph still needs after the node being read (a residual
+    connection's skip tensor): a layer that closes carries each across as pass-through neurons — relu(v) where v
+    is a non-negative combination of ReLU outputs, else relu(v) and relu(−v), whose difference is v — and replaces
+    it in `live` by its value over the new base.
+    """
 
     def __init__(self) -> None:
         self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
         self.bytes = 0
+        self.live: dict[str, Affine] = {}
 
     @property
     def depth(self) -> int:
@@ -222,7 +229,43 @@ class Layers:
         return dense_matrix(x.op, self.bytes), x.const.reshape(-1)
 
     def relu(self, weight: np.ndarray, bias: np.ndarray) -> Affine:
-        """Close the layer relu(weight @ base + bias); returns the base of its outputs."""
-        self.bytes += check_dense(*weight.shape, self.bytes)
-        self.pairs.append((weight, bias))
-        return base(len(bias), self.depth)
+        """Close the layer relu(weight @ base + bias), carrying the `live` tensors across; returns its outputs."""
+        carried = list({id(v): v for v in self.live.values()}.values())
+        rows, biases, parts = [weight], [bias], []
+        width = len(bias)
+        for v in carried:
+            w_v, b_v = self.dense(v)
+            signed = self.depth == 0 or bool((w_v < 0).any() or (b_v < 0).any())
+            rows += [w_v, -w_v] if signed else [w_v]
+            biases += [b_v, -b_v] if signed else [b_v]
+            parts.append((width, len(b_v), signed))
+            width += len(b_v) * (2 if signed else 1)
+        stacked = np.vstack(rows) if carried else weight
+        self.bytes += check_dense(*stacked.shape, self.bytes)
+        self.pairs.append((stacked, np.concatenate(biases)))
+        outputs = base(width, self.depth)
+        rebuilt = {id(v): reshape(_pass_through(outputs, *part), v.shape) for v, part in zip(carried, parts,
+                                                                                              strict=True)}
+        self.live = {name: rebuilt[id(v)] for name, v in self.live.items()}
+        return outputs if not carried else _window(outputs, 0, len(bias))
+
+
+def _window(x: Affine, start: int, size: int) -> Affine:
+    """Elements start .. start + size − 1 of the vector x."""
+    total = x.const.size
+
+    def adjoint(g: np.ndarray) -> np.ndarray:
+        out = np.zeros((g.shape[0], total))
+        out[:, start : start + size] = g
+        return out
+
+    return lift(x, lambda v: v[:, start : start + size], adjoint)
+
+
+def _pass_through(outputs: Affine, start: int, size: int, signed: bool) -> Affine:
+    """A carried tensor over the layer's outputs: relu(v) alone, or relu(v) − relu(−v)."""
+    positive = _window(outputs, start, size)
+    if not signed:
+        return positive
+    negative = _window(outputs, start + size, size)
+    return combine([positive, negative], lambda a, b: a - b, lambda g: (g, -g))

@@ -6,6 +6,8 @@ operators that becomes one dense layer when a Relu closes it (`advgap.formats.af
 side: a wide feature map never costs a square matrix). Input normalisation and consecutive linear operators thus
 fold into one layer, a convolution becoming its dense matrix. MaxPool and GlobalMaxPool become exact ReLU layers
 (`advgap.formats.maxpool`); other non-linear operators (Sigmoid, Softmax, ...) are refused with the node named.
+A tensor the graph still needs after a layer closes (a residual connection's skip tensor) crosses that layer as
+pass-through neurons (`Layers.live`).
 The input's symbolic dimensions count as 1 and the ReluNet's inputs are the input tensor flattened in C order
 (VNN-LIB's X_i).
 """
@@ -166,6 +168,8 @@ def onnx_to_relunet(model: ModelProto, source: str = "<onnx>") -> ReluNet:
     values[inp.name] = reshape(base(int(np.prod(shape)), 0), shape)
     layers = Layers()
     used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    last_use = {name: index for index, node in enumerate(graph.node) for name in node.input}
+    last_use.update({o.name: len(graph.node) for o in graph.output})
     for index, node in enumerate(graph.node):
         label = f"node {node.name or index!r} ({node.op_type})"
         handler = _HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
@@ -179,11 +183,14 @@ def onnx_to_relunet(model: ModelProto, source: str = "<onnx>") -> ReluNet:
             if name and name not in values:
                 raise ModelFormatError(f"{source}: {label} uses tensor {name!r} before it is defined")
             args.append(values[name] if name else None)
+        layers.live = {name: v for name, v in values.items()
+                       if isinstance(v, Affine) and v.depth == layers.depth and last_use.get(name, -1) > index}
         try:
             attrs = {a.name: attribute_value(a) for a in node.attribute}
             out = handler(args, attrs, opset, layers)
         except (NodeError, ValueError) as exc:
             raise ModelFormatError(f"{source}: {label}: {exc}") from exc
+        values.update(layers.live)  # tensors carried across a layer the node closed, over the new base
         if not isinstance(out, Affine):
             out = _constant(np.asarray(out), label, source)
         values[node.output[0]] = out
