@@ -253,7 +253,8 @@ def relative_gap_cdf(models: Sequence[ModelData], path: Path) -> Path:
 
 def gap_vs_depth(models: Sequence[ModelData], path: Path) -> Path:
     """Median relative gap per attack against the number of ReLU layers, vanilla and adversarially trained nets
-    side by side; a net the engine left intervals on shows its gap as a bar from the lower to the upper bound."""
+    side by side; a net the engine left intervals on shows its gap as a bar from the lower to the upper bound (an
+    arrow where the upper bound lies beyond 10 or is unbounded)."""
     kinds = {"vanilla": "vanilla nets", "adversarial": "adversarially trained nets"}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     top = 0.1
@@ -277,6 +278,10 @@ def gap_vs_depth(models: Sequence[ModelData], path: Path) -> Path:
             ax.vlines(xs_, lows_, highs_, color=COLORS[attack], linewidth=5, alpha=0.6)
             point = highs_ - lows_ < 1e-3
             ax.plot(xs_[point], lows_[point], "o", color=COLORS[attack])
+            for ends in (lows_, highs_):  # caps keep a narrow interval visible on the log scale
+                ax.plot(xs_[~point], ends[~point], "_", color=COLORS[attack], markersize=12, markeredgewidth=2)
+            clipped = np.array(highs) > highs_  # upper ends beyond the axis (or unbounded): an arrow at its top
+            ax.plot(xs_[clipped], highs_[clipped], "^", color=COLORS[attack], markersize=7)
             ax.plot([], [], "s", color=COLORS[attack], label=METHOD_LABELS[attack])
         depths = sorted({m.relu_layers for m in nets})
         ax.set_xticks(depths, [f"{d}\n" + "\n".join(m.name for m in nets if m.relu_layers == d) for d in depths],
@@ -344,7 +349,7 @@ def render_all(models: Sequence[ModelData], folder: Path) -> list[Figure]:
         "Attack gap vs depth",
         "Median relative gap of each attack over all (image, target) pairs per net, against the net's number of "
         "ReLU layers. A dot: every pair certified; a bar: the engine left some pairs as an interval, and the "
-        "median gap lies between the bar's ends (upper ends above 10 are cut at 10). Nets whose file does not say "
-        "how they were trained are left out.",
+        "median gap lies between the bar's ends (upper ends above 10, or unbounded, are cut at 10 and marked with "
+        "an arrow). Nets whose file does not say how they were trained are left out.",
     ))
     return figures
