@@ -263,3 +263,8 @@ def test_14_huge_weights_are_refused_alike_in_every_format(tmp_path):
              W1=net.weights[1], b1=net.biases[1])
     for path in (nnet, npz):
         assert_refused(advgap("verify", path, P5), "layer 0: weights or biases exceed the float32 range")
+
+
+def test_verify_and_vnncomp_refuse_a_worker_count_below_one():
+    assert_refused(advgap("verify", N, P5, "--workers", "0"), "--workers must be at least 1, got 0")
+    assert_refused(advgap("vnncomp", MNISTFC, "--workers", "-1"), "--workers must be at least 1, got -1")

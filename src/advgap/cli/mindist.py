@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from advgap.cli.executor import add_executor_arguments, executor_from_args
-from advgap.cli.options import check_seconds, parse_images
+from advgap.cli.options import check_seconds, check_workers, parse_images
 from advgap.data.mnist import mnist_arrays
 from advgap.errors import ConfigError
 from advgap.models.loader import load_network
@@ -112,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.tol < 1:
         raise ConfigError(f"--tol must lie in (0, 1), got {args.tol}")
     check_seconds(args.timeout)
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    check_workers(args.workers)
     net = load_network(args.model).net
     if args.target is not None and not 0 <= args.target < net.n_outputs:
         raise ConfigError(f"--target {args.target}: the net has classes 0..{net.n_outputs - 1}")

@@ -3,7 +3,9 @@ output paths."""
 
 from __future__ import annotations
 
+import argparse
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -27,6 +29,19 @@ def check_seconds(value: float, option: str = "--timeout") -> float:
     if not 0 < value < math.inf:
         raise ConfigError(f"{option} must be a positive number of seconds, got {value}")
     return value
+
+
+def add_workers(parser: argparse.ArgumentParser) -> None:
+    """`--workers N`: processes for a property's per-term searches (default: all cores)."""
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="processes for the searches of a property's terms (default: all cores)")
+
+
+def check_workers(workers: int) -> int:
+    """`workers` if it is at least 1, else ConfigError."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    return workers
 
 
 def check_seed(seed: int) -> int:

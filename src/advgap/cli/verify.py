@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from advgap.cli.options import check_output, check_seconds
+from advgap.cli.options import add_workers, check_output, check_seconds, check_workers
 from advgap.experiment.vnncomp import answer
 from advgap.formats.vnnlib import format_assignment
 from advgap.models.loader import load_network
@@ -40,17 +40,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--counterexample", type=Path,
                    help="write a counterexample here in VNN-COMP format (a file left there by an earlier run is "
                    "removed unless the answer is violated)")
+    add_workers(p)
     p.set_defaults(handler=run, started=_command_start())
 
 
 def run(args: argparse.Namespace) -> int:
     check_seconds(args.timeout)
+    check_workers(args.workers)
     if args.counterexample is not None:
         check_output(args.counterexample, "--counterexample")
     network = load_network(args.net)
     if args.counterexample is not None:
         args.counterexample.unlink(missing_ok=True)  # an earlier run's counterexample is not this answer's
-    outcome = answer(network, args.prop, args.started + args.timeout * (1.0 - RESERVE_FRACTION) - EXIT_RESERVE_S)
+    outcome = answer(network, args.prop, args.started + args.timeout * (1.0 - RESERVE_FRACTION) - EXIT_RESERVE_S,
+                     args.workers)
     if args.counterexample is not None and outcome.x is not None:
         args.counterexample.write_text(format_assignment(outcome.x, outcome.y), encoding="utf-8")
     print(outcome.answer.value)

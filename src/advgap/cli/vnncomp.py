@@ -8,7 +8,7 @@ import csv
 import sys
 from pathlib import Path
 
-from advgap.cli.options import check_output
+from advgap.cli.options import add_workers, check_output, check_workers
 from advgap.experiment.vnncomp import comparison_table, read_expected, read_instances, run_instances, summarize
 
 EPILOG = """\
@@ -28,10 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--instances", type=Path, help="network,property,timeout_s rows (default: DIR/instances.csv)")
     p.add_argument("--expected", type=Path, help="network,property,expected,... with a header row")
     p.add_argument("--out", type=Path, help="write network,property,result,seconds rows here")
+    add_workers(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_workers(args.workers)
     instances = read_instances(args.instances or args.dir / "instances.csv")
     expected = read_expected(args.expected) if args.expected else {}
     if args.out is not None:
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         writer = csv.writer(out) if out else None
         if writer:
             writer.writerow(["network", "property", "result", "seconds"])
-        for k, r in enumerate(run_instances(args.dir, instances), start=1):
+        for k, r in enumerate(run_instances(args.dir, instances, args.workers), start=1):
             results.append(r)
             print(
                 f"[{k}/{len(instances)}] {r.instance.property}: {r.answer.value} ({r.seconds:.1f} s)", file=sys.stderr

@@ -82,30 +82,31 @@ def check_dimensions(network: Network, prop: Property, prop_source: str) -> None
         )
 
 
-def answer(network: Network, prop_path: str | Path, deadline: float) -> Outcome:
-    """Read the property at `prop_path` and answer it on `network` by `deadline` (time.monotonic()); reading the
-    file counts against the deadline. SpecError if the file is malformed or does not fit the network."""
+def answer(network: Network, prop_path: str | Path, deadline: float, workers: int = 1) -> Outcome:
+    """Read the property at `prop_path` and answer it on `network` by `deadline` (time.monotonic()) with `workers`
+    processes; reading the file counts against the deadline. SpecError if the file is malformed or does not fit the
+    network."""
     try:
         cases = read_vnnlib(prop_path, deadline)
     except ParseTimeout as exc:
         return Outcome(Answer.TIMEOUT, f"{prop_path}: {exc} while reading the property")
     for prop in cases:
         check_dimensions(network, prop, str(prop_path))
-    return solve(network, cases, deadline)
+    return solve(network, cases, deadline, workers)
 
 
-def solve(network: Network, cases: Sequence[Property], deadline: float) -> Outcome:
+def solve(network: Network, cases: Sequence[Property], deadline: float, workers: int = 1) -> Outcome:
     """Answer the property made of `cases` (violated when any case is) on `network` by `deadline`.
 
     Each case first gets an equal share of the time left; cases left undecided are then tried again, one after the
     other, with all the time that remains. Counterexamples are replayed by `network`.
     """
     if len(cases) == 1:
-        return _solve_case(network, cases[0], deadline)
+        return _solve_case(network, cases[0], deadline, workers)
     undecided: list[tuple[int, Outcome]] = []
     for i, prop in enumerate(cases):
         share = (deadline - time.monotonic()) / (len(cases) - i)
-        outcome = _solve_case(network, prop, time.monotonic() + share)
+        outcome = _solve_case(network, prop, time.monotonic() + share, workers)
         if outcome.answer is Answer.VIOLATED:
             return _in_case(outcome, i, len(cases))
         if outcome.answer is not Answer.HOLDS:
@@ -113,7 +114,7 @@ def solve(network: Network, cases: Sequence[Property], deadline: float) -> Outco
     for at, (i, _) in enumerate(undecided):
         if time.monotonic() >= deadline:
             break
-        outcome = _solve_case(network, cases[i], deadline)
+        outcome = _solve_case(network, cases[i], deadline, workers)
         if outcome.answer is Answer.VIOLATED:
             return _in_case(outcome, i, len(cases))
         undecided[at] = (i, outcome)
@@ -128,12 +129,12 @@ def _in_case(outcome: Outcome, index: int, count: int) -> Outcome:
     return Outcome(outcome.answer, f"case {index + 1} of {count}: {outcome.detail}", outcome.x, outcome.y)
 
 
-def _solve_case(network: Network, prop: Property, deadline: float) -> Outcome:
+def _solve_case(network: Network, prop: Property, deadline: float, workers: int) -> Outcome:
     """Answer one case (an input box and its terms) by `deadline`."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return Outcome(Answer.TIMEOUT, "no time left after loading")
-    result = check_property(network.net, prop, timeout=remaining)
+    result = check_property(network.net, prop, timeout=remaining, workers=workers)
     detail = f"{result.engine}: {result.detail}" if result.detail else result.engine
     if result.verdict is Verdict.ROBUST:
         return Outcome(Answer.HOLDS, detail)
@@ -178,8 +179,9 @@ def read_expected(path: str | Path) -> dict[tuple[str, str], Expected]:
     return expected
 
 
-def run_instances(directory: str | Path, instances: Iterable[Instance]) -> Iterator[InstanceResult]:
-    """Answer each instance (paths relative to `directory`) within its timeout; each network is loaded once.
+def run_instances(directory: str | Path, instances: Iterable[Instance], workers: int = 1) -> Iterator[InstanceResult]:
+    """Answer each instance (paths relative to `directory`) within its timeout on `workers` processes; each network
+    is loaded once.
 
     Seconds count from reading the property to the replayed answer; network loading is not counted.
     """
@@ -198,7 +200,7 @@ def run_instances(directory: str | Path, instances: Iterable[Instance]) -> Itera
             outcome = Outcome(Answer.ERROR, str(network))
         else:
             try:
-                outcome = answer(network, directory / inst.property, start + inst.timeout)
+                outcome = answer(network, directory / inst.property, start + inst.timeout, workers)
             except AdvgapError as exc:
                 log.warning("%s", exc)
                 outcome = Outcome(Answer.ERROR, str(exc))

@@ -17,13 +17,14 @@ __all__ = ["check_property", "check_robust", "min_linf_distance"]
 
 
 def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, engine: str = "native", *,
-                   attack: bool = True) -> CheckResult:
+                   attack: bool = True, workers: int = 1) -> CheckResult:
     """Is there x in the property's box whose logits satisfy one of its terms? (COUNTEREXAMPLE carries x.)
 
     `attack=False` skips the engine's own falsification attacks, for callers whose attacks already failed on the
-    box; the search stays complete and every counterexample replayed.
+    box; the search stays complete and every counterexample replayed. `workers`: processes for the per-term
+    searches (the native engine; Marabou runs one query at a time).
     """
-    return get_engine(engine).check_property(net, prop, timeout, attack)
+    return get_engine(engine).check_property(net, prop, timeout, attack, workers)
 
 
 def _validate(net: ReluNet, x: np.ndarray, label: int, target: int | None, engine: str) -> np.ndarray:

@@ -27,9 +27,11 @@ class Engine(Protocol):
     def require(self) -> None:
         """Raise an AdvgapError naming what to install when the engine cannot run here."""
 
-    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True) -> CheckResult:
+    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True,
+                       workers: int = 1) -> CheckResult:
         """Decide whether some x in the property's box satisfies one of its terms; `attack=False` skips the
-        engine's own falsification attacks, if it has any (the verdict stays complete and replayed)."""
+        engine's own falsification attacks, if it has any (the verdict stays complete and replayed); `workers`:
+        processes it may use."""
 
     def min_linf_distance(self, net: ReluNet, x: np.ndarray, label: int, target: int | None, timeout: float,
                           tol: float, workers: int) -> DistanceResult:
@@ -42,10 +44,11 @@ class NativeEngine:
     def require(self) -> None:
         """The native engine needs nothing beyond advgap's own dependencies."""
 
-    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True) -> CheckResult:
+    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True,
+                       workers: int = 1) -> CheckResult:
         from advgap.verify.native import check_property
 
-        return check_property(net, prop, timeout, attack=attack)
+        return check_property(net, prop, timeout, attack=attack, workers=workers)
 
     def min_linf_distance(self, net: ReluNet, x: np.ndarray, label: int, target: int | None, timeout: float,
                           tol: float, workers: int) -> DistanceResult:
@@ -62,8 +65,9 @@ class MarabouEngine:
 
         require_maraboupy()
 
-    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True) -> CheckResult:
-        """Marabou runs no attack of its own; `attack` is not used."""
+    def check_property(self, net: ReluNet, prop: Property, timeout: float, attack: bool = True,
+                       workers: int = 1) -> CheckResult:
+        """Marabou runs no attack of its own and one query at a time; `attack` and `workers` are not used."""
         from advgap.verify.marabou import marabou_check_property
 
         return marabou_check_property(net, prop, timeout)

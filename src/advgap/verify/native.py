@@ -32,6 +32,7 @@ from advgap.verify.falsify import pgd_falsify
 from advgap.verify.input_split import input_split_search, suits_input_split
 from advgap.verify.milp import NetworkMilp
 from advgap.verify.network import ReluNet
+from advgap.verify.parallel import map_until
 from advgap.verify.result import CheckResult, Verdict
 from advgap.verify.spec import Property, Term
 from advgap.verify.tighten import tightened_bounds
@@ -91,16 +92,24 @@ def replayed_term(net: ReluNet, prop: Property, point: np.ndarray | None) -> int
 
 
 def _decide_terms(net: ReluNet, prop: Property, terms: list[int], bounds: LayerBounds, deadline: float,
-                  unknown: list[str]) -> tuple[tuple[np.ndarray, int] | None, list[int], str]:
-    """Decide `terms` in turn until `deadline`: a replayed counterexample (point, index of the term it satisfies)
-    if one is found, the terms left undecided and the last search's detail; terms whose search ended UNKNOWN are
-    noted in `unknown`."""
+                  unknown: list[str], workers: int) -> tuple[tuple[np.ndarray, int] | None, list[int], str]:
+    """Decide `terms` until `deadline`, on `workers` processes: a replayed counterexample (point, index of the term
+    it satisfies) if one is found, the terms left undecided and the last search's detail; terms whose search ended
+    UNKNOWN are noted in `unknown`."""
+
+    def decide(i: int) -> tuple[Verdict, np.ndarray | None, str]:
+        return _decide_term(net, prop, prop.terms[terms[i]], bounds, deadline)
+
+    def replayed(outcome: tuple[Verdict, np.ndarray | None, str]) -> bool:
+        return outcome[0] is Verdict.COUNTEREXAMPLE and replayed_term(net, prop, outcome[1]) is not None
+
+    outcomes = map_until(len(terms), decide, deadline, workers, replayed)
     left, detail = [], "no search ran"
-    for index in terms:
-        if time.monotonic() > deadline:
+    for i, index in enumerate(terms):
+        if i not in outcomes:
             left.append(index)
             continue
-        verdict, point, detail = _decide_term(net, prop, prop.terms[index], bounds, deadline)
+        verdict, point, detail = outcomes[i]
         if verdict is Verdict.COUNTEREXAMPLE:
             if (hit := replayed_term(net, prop, point)) is not None:
                 return (point, hit), left, detail
@@ -114,7 +123,7 @@ def _decide_terms(net: ReluNet, prop: Property, terms: list[int], bounds: LayerB
 
 @single_threaded_blas
 def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: int = 0, *,
-                   attack: bool = True) -> CheckResult:
+                   attack: bool = True, workers: int = 1) -> CheckResult:
     """Decide whether some x in the property's box satisfies one of its terms.
 
     Returns ROBUST (proven: no such x), COUNTEREXAMPLE (with a point replayed in float64 and the term index),
@@ -127,7 +136,8 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
     to split), the per-term searches run in the time left.
 
     `attack=False` skips the two PGD attacks, for callers whose own attacks already failed on the box: the
-    searches are complete and replay what they find, so only the time to a counterexample can change.
+    searches are complete and replay what they find, so only the time to a counterexample can change. With
+    `workers` > 1 the per-term searches run on that many forked processes (`advgap.verify.parallel.map_until`).
     """
     start = time.monotonic()
     deadline = start + timeout
@@ -162,12 +172,12 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
     deep = len(net.hidden_sizes) > 1
     unknown: list[str] = []
     found, pending, detail = _decide_terms(net, prop, open_terms, bounds,
-                                           start + QUICK_SHARE * timeout if deep else deadline, unknown)
+                                           start + QUICK_SHARE * timeout if deep else deadline, unknown, workers)
     if found is None and pending and deep:
         bounds = tightened_bounds(net, prop.lo, prop.hi, TIGHTEN_SHARE * (deadline - time.monotonic()), base=bounds)
         margins = term_margins(net, prop, bounds)
         pending = [k for k in pending if margins[k] <= SOUNDNESS_MARGIN]
-        found, pending, detail = _decide_terms(net, prop, pending, bounds, deadline, unknown)
+        found, pending, detail = _decide_terms(net, prop, pending, bounds, deadline, unknown, workers)
     if found is not None:
         point, hit = found
         return result(Verdict.COUNTEREXAMPLE, detail, point, hit)
