@@ -31,7 +31,8 @@ def test_violated_writes_replayed_counterexample(tiny_benchmark, capsys):
 
 @pytest.mark.parametrize("verdict", [Verdict.TIMEOUT, Verdict.UNKNOWN])
 def test_unanswered_exits_1(tiny_benchmark, capsys, monkeypatch, verdict):
-    monkeypatch.setattr(vnncomp, "check_property", lambda net, prop, timeout: CheckResult(verdict, timeout, "stub"))
+    monkeypatch.setattr(vnncomp, "check_property",
+                        lambda net, prop, timeout, workers: CheckResult(verdict, timeout, "stub"))
     code = main(["verify", str(tiny_benchmark / "tiny.onnx"), str(tiny_benchmark / "holds.vnnlib")])
     assert (code, capsys.readouterr().out.splitlines()[-1]) == (1, verdict.value)
 
@@ -39,7 +40,7 @@ def test_unanswered_exits_1(tiny_benchmark, capsys, monkeypatch, verdict):
 def test_remaining_time_is_passed_to_the_engine(tiny_benchmark, capsys, monkeypatch):
     seen = []
 
-    def engine(net, prop, timeout):
+    def engine(net, prop, timeout, workers):
         seen.append(timeout)
         return CheckResult(Verdict.TIMEOUT, timeout, "stub")
 

@@ -32,7 +32,8 @@ def result(prop, answer, seconds=1.0):
 def test_counterexample_failing_replay_is_unknown(monkeypatch):
     x = np.array([1.0, 0.0])
     monkeypatch.setattr(
-        vnncomp, "check_property", lambda net, prop, timeout: CheckResult(Verdict.COUNTEREXAMPLE, 0.1, "stub", x, 0)
+        vnncomp, "check_property",
+        lambda net, prop, timeout, workers: CheckResult(Verdict.COUNTEREXAMPLE, 0.1, "stub", x, 0),
     )
     honest = solve(Network(NET, NET.forward, "net", (NET.n_inputs,)), [PROP], time.monotonic() + 5)
     assert honest.answer is Answer.VIOLATED and np.array_equal(honest.y, [1.0, 0.0])
@@ -63,7 +64,7 @@ def test_a_property_of_several_boxes_is_violated_in_the_box_that_holds_a_counter
 def test_undecided_cases_are_retried_with_the_time_left(monkeypatch):
     calls = []
 
-    def engine(net, prop, timeout):
+    def engine(net, prop, timeout, workers):
         calls.append(timeout)
         verdict = Verdict.TIMEOUT if len(calls) == 1 else Verdict.ROBUST
         return CheckResult(verdict, 0.0, "stub")

@@ -147,10 +147,12 @@ def minimal_delta_bins(data: ModelData, path: Path) -> Path:
     width = next(w for w in BIN_WIDTHS if top / w <= MAX_BINS)
     edges = np.arange(0, top + width, width)
     bar = width / (len(compared) + 1)
+    lower = np.where(np.isfinite(v := data.minimal_lower()), v, 1.0) * PX if "exact" in data.methods else None
+    uncertified = lower is not None and bool(np.any(values["exact"] - lower > 0.5))  # wider than half a pixel
     for k, method in enumerate(compared):
         counts, _ = np.histogram(values[method], bins=edges)
-        left.bar(edges[:-1] + bar * (k + 1), counts, width=bar, color=COLORS[method],
-                 label=METHOD_LABELS[method])
+        label = METHOD_LABELS[method] + (" (upper ends)" if method == "exact" and uncertified else "")
+        left.bar(edges[:-1] + bar * (k + 1), counts, width=bar, color=COLORS[method], label=label)
     left.set_xlabel("minimal δ over targets (pixels, δ·255)")
     left.set_ylabel("images")
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -160,8 +162,11 @@ def minimal_delta_bins(data: ModelData, path: Path) -> Path:
     grid = np.linspace(0, top * 1.05, 400)
     for method in data.methods:
         robust = (values[method][None, :] > grid[:, None]).mean(axis=1)
-        right.plot(grid, robust, color=COLORS[method], label=METHOD_LABELS[method],
-                   linewidth=2.2 if method == "exact" else 1.4)
+        label = METHOD_LABELS[method] + (": not refuted" if method == "exact" and uncertified else "")
+        right.plot(grid, robust, color=COLORS[method], label=label, linewidth=2.2 if method == "exact" else 1.4)
+    if uncertified:
+        proven = (lower[None, :] > grid[:, None]).mean(axis=1)
+        right.plot(grid, proven, color=COLORS["exact"], linestyle="--", linewidth=1.6, label="exact: proven")
     right.set_xlabel("δ (pixels)")
     right.set_ylabel("fraction of images robust")
     right.set_ylim(0, 1.02)
@@ -180,6 +185,12 @@ def mean_minimal_bars(models: Sequence[ModelData], path: Path) -> Path:
         xs = np.arange(len(models)) + (k - (len(methods) - 1) / 2) * width
         bars = ax.bar(xs, heights, width=width, color=COLORS[method], label=METHOD_LABELS[method])
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        if method == "exact":  # the proven lower end of the mean, where the engine left intervals
+            lows = [_mean_px(d.minimal_lower()) if method in d.methods else math.nan for d in models]
+            gap = [x for x, h, lo in zip(xs, heights, lows, strict=True) if h - lo > 0.05]
+            ax.vlines(gap, [lo for h, lo in zip(heights, lows, strict=True) if h - lo > 0.05],
+                      [h for h, lo in zip(heights, lows, strict=True) if h - lo > 0.05], colors="black",
+                      linewidth=2, label="exact: proven lower end" if gap else None)
     for j, data in enumerate(models):
         study = STUDY.get(data.name)
         if study:
@@ -190,6 +201,11 @@ def mean_minimal_bars(models: Sequence[ModelData], path: Path) -> Path:
     ax.set_title("mean minimal δ over targets")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _save(fig, path)
+
+
+def _mean_px(values: np.ndarray) -> float:
+    """Mean in pixels, an unreached value (inf) counting as δ = 1, as in `mean_minimal_px`."""
+    return float(np.mean(np.where(np.isfinite(values), values, 1.0)) * PX) if len(values) else math.nan
 
 
 def attack_vs_exact(models: Sequence[ModelData], path: Path) -> Path:
@@ -323,12 +339,16 @@ def render_all(models: Sequence[ModelData], folder: Path) -> list[Figure]:
             minimal_delta_bins(data, folder / f"bins_{data.name}.png"),
             f"{data.name}: minimal δ per image{bins_no}",
             "Minimal δ over the targets of each image, in pixels (δ·255). Left: images per bin; right: fraction "
-            "of images whose minimal δ exceeds δ (robust to that method at δ). Unreached images count as 255 px.",
+            "of images whose minimal δ exceeds δ (robust to that method at δ). Unreached images count as 255 px. "
+            "Where the engine left images as intervals, 'exact' is their upper end (a replayed witness: not "
+            "refuted) and the dashed line the proven lower end.",
         ))
     figures.append(Figure(
         mean_minimal_bars(models, folder / "mean_minimal_delta.png"),
         "Mean minimal δ per net (study fig. 7)",
-        "Mean over complete images of the minimal δ over targets, in pixels; dashed: the study's values.",
+        "Mean over complete images of the minimal δ over targets, in pixels; dashed: the study's values. The exact "
+        "bar is the mean upper end; where the engine left images as intervals, a black line runs down to the mean "
+        "proven lower end.",
     ))
     figures.append(Figure(
         attack_vs_exact(models, folder / "attack_vs_exact.png"),

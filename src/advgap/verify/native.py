@@ -6,8 +6,10 @@ open (both attacks skipped with `attack=False`); then, for nets with few inputs 
 and bound over sub-boxes of the input (`advgap.verify.input_split`, all open terms together); otherwise, or if that
 gives up, branch and bound over ReLU splits (single-row terms, any depth) or a HiGHS MILP (multi-row terms) per open
 term. On nets with more than one hidden layer those searches first get `QUICK_SHARE` of the time on CROWN's bounds;
-terms still open then are searched again on intermediate bounds tightened for `TIGHTEN_SHARE` of the time left
-(α-CROWN, then MILP per unstable neuron: `advgap.verify.tighten`).
+terms still open then go through rounds of tightening the intermediate bounds further (α-CROWN, then MILP per
+unstable neuron: `advgap.verify.tighten`) and searching again, each round twice as long as the one before (a
+tightening never more than `TIGHTEN_SHARE` of the time left), so that a property easy on tightened bounds is
+answered early whatever the time limit, and the last round searches until the limit.
 
 Soundness and tolerances: bounds are computed in float64 and a term counts as refuted only when its bound clears
 `SOUNDNESS_MARGIN` (1e-7 in logit units); HiGHS decides leaf LPs and MILPs with its primal feasibility tolerance
@@ -38,8 +40,11 @@ from advgap.verify.spec import Property, Term
 from advgap.verify.tighten import tightened_bounds
 
 ENGINE = "native"
-QUICK_SHARE = 0.05  # of the time limit, for branch and bound on CROWN's bounds before tightening them
-TIGHTEN_SHARE = 0.3  # of the time left then, for tightening the intermediate bounds (`advgap.verify.tighten`)
+QUICK_SHARE = 0.05  # of the time limit, for branch and bound on CROWN's bounds before tightening them ...
+QUICK_MAX_S = 1.0  # ... but no more than this: the rounds after it double, so the time to an answer does not grow
+# with the time limit
+TIGHTEN_SHARE = 0.3  # of the time left then, at most, for one round of tightening (`advgap.verify.tighten`)
+FIRST_ROUND_S = 0.1  # seconds of the first round of tightening at least
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -171,13 +176,21 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
     # deeper nets: a quick search on CROWN's bounds first; terms it leaves open get tightened bounds
     deep = len(net.hidden_sizes) > 1
     unknown: list[str] = []
-    found, pending, detail = _decide_terms(net, prop, open_terms, bounds,
-                                           start + QUICK_SHARE * timeout if deep else deadline, unknown, workers)
-    if found is None and pending and deep:
-        bounds = tightened_bounds(net, prop.lo, prop.hi, TIGHTEN_SHARE * (deadline - time.monotonic()), base=bounds)
+    quick = min(QUICK_SHARE * timeout, QUICK_MAX_S)
+    quick_end = min(time.monotonic() + quick, deadline) if deep else deadline
+    found, pending, detail = _decide_terms(net, prop, open_terms, bounds, quick_end, unknown, workers)
+    budget = max(quick, FIRST_ROUND_S)
+    while found is None and pending and deep and time.monotonic() < deadline:
+        # rounds of tightening then search, each twice the last: easy properties stop early, hard ones get time
+        bounds = tightened_bounds(net, prop.lo, prop.hi, min(budget, TIGHTEN_SHARE * (deadline - time.monotonic())),
+                                  base=bounds)
         margins = term_margins(net, prop, bounds)
         pending = [k for k in pending if margins[k] <= SOUNDNESS_MARGIN]
-        found, pending, detail = _decide_terms(net, prop, pending, bounds, deadline, unknown, workers)
+        round_end = time.monotonic() + 2 * budget
+        found, pending, detail = _decide_terms(net, prop, pending, bounds,
+                                               deadline if round_end + 4 * budget > deadline else round_end,
+                                               unknown, workers)
+        budget *= 2
     if found is not None:
         point, hit = found
         return result(Verdict.COUNTEREXAMPLE, detail, point, hit)
