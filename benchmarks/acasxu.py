@@ -53,7 +53,7 @@ def worker(engine: str, onnx: str, vnnlib: str, timeout: float) -> None:
     if engine == "marabou":
         from advgap.verify.marabou import marabou_check_property
 
-        vnncomp.check_property = lambda net, prop, timeout: marabou_check_property(net, prop, timeout)
+        vnncomp.check_property = lambda net, prop, timeout, workers: marabou_check_property(net, prop, timeout)
     network = load_network(onnx)
     start = time.monotonic()
     outcome = vnncomp.solve(network, read_vnnlib(vnnlib), start + timeout)
