@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from advgap.cli.options import check_seconds, parse_images
+from advgap.cli.options import check_seconds, check_workers, parse_images
 from advgap.errors import ConfigError, SpecError
 from advgap.experiment.config import N_TEST, default_workers
 
@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     start, stop = (0, N_TEST) if args.images is None else parse_images(args.images)
     if not 0 <= start < stop <= N_TEST:
         raise ConfigError(f"--images {args.images}: need 0 <= A < B <= {N_TEST}")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers is not None:
+        check_workers(args.workers)
     timeout = DEFAULT_TIMEOUT if args.timeout is None else check_seconds(args.timeout)
 
     import numpy as np

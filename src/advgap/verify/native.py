@@ -5,11 +5,11 @@ proven counterexample); CROWN bounds, computed once, refute terms outright; a st
 open (both attacks skipped with `attack=False`); then, for nets with few inputs and many unstable neurons, branch
 and bound over sub-boxes of the input (`advgap.verify.input_split`, all open terms together); otherwise, or if that
 gives up, branch and bound over ReLU splits (single-row terms, any depth) or a HiGHS MILP (multi-row terms) per open
-term. On nets with more than one hidden layer those searches first get `QUICK_SHARE` of the time on CROWN's bounds;
-terms still open then go through rounds of tightening the intermediate bounds further (α-CROWN, then MILP per
-unstable neuron: `advgap.verify.tighten`) and searching again, each round twice as long as the one before (a
-tightening never more than `TIGHTEN_SHARE` of the time left), so that a property easy on tightened bounds is
-answered early whatever the time limit, and the last round searches until the limit.
+term. On nets with more than one hidden layer those searches first get `QUICK_SHARE` of the time (at most
+`QUICK_MAX_S`) on CROWN's bounds; terms still open then go through rounds of tightening the intermediate bounds
+further (α-CROWN, then MILP per unstable neuron: `advgap.verify.tighten`) and searching again, each round twice as
+long as the one before (a tightening never more than `TIGHTEN_SHARE` of the time left), so that a property easy on
+tightened bounds is answered early whatever the time limit, and the last round searches until the limit.
 
 Soundness and tolerances: bounds are computed in float64 and a term counts as refuted only when its bound clears
 `SOUNDNESS_MARGIN` (1e-7 in logit units); HiGHS decides leaf LPs and MILPs with its primal feasibility tolerance
@@ -102,21 +102,21 @@ def _decide_terms(net: ReluNet, prop: Property, terms: list[int], bounds: LayerB
     it satisfies) if one is found, the terms left undecided and the last search's detail; terms whose search ended
     UNKNOWN are noted in `unknown`."""
 
-    def decide(i: int) -> tuple[Verdict, np.ndarray | None, str]:
-        return _decide_term(net, prop, prop.terms[terms[i]], bounds, deadline)
+    def decide(i: int) -> tuple[Verdict, np.ndarray | None, str, int | None]:
+        """The term's verdict, point and detail, and the term a counterexample satisfies once replayed."""
+        verdict, point, detail = _decide_term(net, prop, prop.terms[terms[i]], bounds, deadline)
+        hit = replayed_term(net, prop, point) if verdict is Verdict.COUNTEREXAMPLE else None
+        return verdict, point, detail, hit
 
-    def replayed(outcome: tuple[Verdict, np.ndarray | None, str]) -> bool:
-        return outcome[0] is Verdict.COUNTEREXAMPLE and replayed_term(net, prop, outcome[1]) is not None
-
-    outcomes = map_until(len(terms), decide, deadline, workers, replayed)
+    outcomes = map_until(len(terms), decide, deadline, workers, lambda outcome: outcome[3] is not None)
     left, detail = [], "no search ran"
     for i, index in enumerate(terms):
         if i not in outcomes:
             left.append(index)
             continue
-        verdict, point, detail = outcomes[i]
+        verdict, point, detail, hit = outcomes[i]
         if verdict is Verdict.COUNTEREXAMPLE:
-            if (hit := replayed_term(net, prop, point)) is not None:
+            if hit is not None:
                 return (point, hit), left, detail
             unknown.append(f"term {index}: solver point failed the float64 replay")
         elif verdict is Verdict.TIMEOUT:
@@ -187,9 +187,9 @@ def check_property(net: ReluNet, prop: Property, timeout: float = 60.0, seed: in
         margins = term_margins(net, prop, bounds)
         pending = [k for k in pending if margins[k] <= SOUNDNESS_MARGIN]
         round_end = time.monotonic() + 2 * budget
-        found, pending, detail = _decide_terms(net, prop, pending, bounds,
-                                               deadline if round_end + 4 * budget > deadline else round_end,
-                                               unknown, workers)
+        if round_end + 4 * budget > deadline:  # the next round would not fit: search until the limit
+            round_end = deadline
+        found, pending, detail = _decide_terms(net, prop, pending, bounds, round_end, unknown, workers)
         budget *= 2
     if found is not None:
         point, hit = found
