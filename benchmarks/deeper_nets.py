@@ -51,7 +51,7 @@ from advgap.attacks.gradient import pgd
 from advgap.data.mnist import mnist_arrays
 from advgap.formats.onnx_import import load_onnx
 from advgap.models.torchnet import make_mlp
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).resolve().with_name("_distance_driver.py")
@@ -180,9 +180,10 @@ def trained_onnx(spec: NetSpec, epochs: int, cache: Path) -> Path:
 
 
 def save_weights(net: ReluNet, path: Path) -> Path:
-    """W0, b0, W1, b1, … in float64: the exact net both engines verify."""
+    """W0, b0, W1, b1, … in float64, dense (what every engine's `from_layers` reads): the exact net both engines
+    verify."""
     arrays = {f"{kind}{k}": a for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True))
-              for kind, a in (("W", w), ("b", b))}
+              for kind, a in (("W", dense(w)), ("b", b))}
     np.savez(path, **arrays)
     return path
 

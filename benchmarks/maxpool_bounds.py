@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 from advgap.formats.onnx_import import onnx_to_relunet
 from advgap.verify.bounds import backward_lower, crown_bounds
 from advgap.verify.milp import new_highs
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense
 
 CHANNELS = 2
 
@@ -81,7 +81,7 @@ def main() -> None:
             crown_hi = -backward_lower(net, bounds, -eye, last, lo, hi)
             idx = windows(side, k)
             l_in, u_in = np.maximum(bounds.lower[0], 0)[idx], np.maximum(bounds.upper[0], 0)[idx]  # exact: layer 0
-            w0, b0 = net.weights[0], net.biases[0]
+            w0, b0 = dense(net.weights[0]), net.biases[0]
             true_lo = np.array([exact_min(w0[row], b0[row], lo, hi) for row in idx])
             rows.append(np.stack([true_lo, u_in.max(1), l_in.max(1), u_in.max(1), crown_lo, crown_hi], axis=1))
         t_lo, t_hi, d_lo, d_hi, c_lo, c_hi = np.concatenate(rows).T

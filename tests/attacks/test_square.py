@@ -28,7 +28,8 @@ def test_same_points_as_art(trained_mlp, eps, queries):
 
     np.random.seed(5)
     found = square_linf(predict, images, y, eps, queries)
-    np.testing.assert_array_equal(found, expected)
+    # the same points, up to one float32 rounding step (numpy releases differ in how they round ART's clip)
+    np.testing.assert_allclose(found, expected, rtol=0, atol=np.finfo(np.float32).eps)
     correct = estimator.predict(images).argmax(axis=1) == y
     assert (correct & (estimator.predict(found).argmax(axis=1) != y)).any()  # the attack broke some: not a no-op
     assert len(calls) <= queries + 2 and calls[0] == len(y)  # clean, stripes, then one pass per query

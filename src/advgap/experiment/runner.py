@@ -32,9 +32,10 @@ from advgap.experiment.store import ImageRow, ResultRow, ResultStore, RobustRow,
 from advgap.models.bundled import BUNDLED
 from advgap.models.loader import load_network
 from advgap.verify.engines import get_engine
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense_rows
 
 log = logging.getLogger(__name__)
+HASH_ROWS = 1024  # rows of a weight hashed at a time (a sparse weight is hashed as its dense rows)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ def weights_hash(net: ReluNet) -> str:
     digest = hashlib.sha256()
     for array in (*net.weights, *net.biases):
         digest.update(str(array.shape).encode())
-        digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        chunks = (dense_rows(array, slice(s, s + HASH_ROWS)) for s in range(0, array.shape[0], HASH_ROWS))
+        for chunk in chunks if array.ndim == 2 else (array,):
+            digest.update(np.ascontiguousarray(chunk, dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from advgap.errors import ModelFormatError
 from advgap.files import atomic_write
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense
 
 
 def read_nnet(path: str | Path) -> ReluNet:
@@ -87,7 +87,7 @@ def write_nnet(path: str | Path, net: ReluNet, comment: str = "written by advgap
         _line([1.0] * (net.n_inputs + 1)),
     ]
     for w, b in zip(net.weights, net.biases, strict=True):
-        lines += [_line(row) for row in w.tolist()]
+        lines += [_line(row) for row in dense(w).tolist()]
         lines += [_line([v]) for v in b.tolist()]
     with atomic_write(path) as fh:
         fh.write(("\n".join(lines) + "\n").encode("utf-8"))

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from advgap.files import atomic_write
 from advgap.formats.onnx_proto import META_KEY
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense
 
 OPSET = 13
 
@@ -28,7 +28,7 @@ def to_onnx(net: ReluNet, name: str = "advgap-mlp") -> onnx.ModelProto:
     current = "input"
     last = len(net.weights) - 1
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        inits.append(numpy_helper.from_array(w.astype(np.float32), f"W{k}"))
+        inits.append(numpy_helper.from_array(dense(w).astype(np.float32), f"W{k}"))
         inits.append(numpy_helper.from_array(b.astype(np.float32), f"b{k}"))
         out = "logits" if k == last else f"pre{k}"
         nodes.append(helper.make_node("Gemm", [current, f"W{k}", f"b{k}"], [out], name=f"gemm{k}", transB=1))

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense
 
 
 def make_mlp(n_inputs: int = 784, hidden: tuple[int, ...] = (50,), n_outputs: int = 10) -> nn.Sequential:
@@ -66,7 +66,7 @@ def to_torch(net: ReluNet, dtype: torch.dtype = torch.float32) -> nn.Sequential:
     linears = [m for m in model if isinstance(m, nn.Linear)]
     with torch.no_grad():
         for lin, w, b in zip(linears, net.weights, net.biases, strict=True):
-            lin.weight.copy_(torch.tensor(w))
+            lin.weight.copy_(torch.tensor(dense(w)))
             lin.bias.copy_(torch.tensor(b))
     return model.eval()
 

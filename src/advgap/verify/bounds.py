@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, Weight, dense_rows, negative_part, positive_part
 
 CHUNK = 256  # rows per backward pass when bounding a layer's neurons: the deadline is checked between chunks
 
@@ -30,9 +30,9 @@ class LayerBounds:
     upper: tuple[np.ndarray, ...]
 
 
-def box_min(coeffs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Exact minimum of each row of `coeffs @ x` over the box [lo, hi]."""
-    return np.maximum(coeffs, 0.0) @ lo + np.minimum(coeffs, 0.0) @ hi
+def box_min(coeffs: Weight, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Exact minimum of each row of `coeffs @ x` over the box [lo, hi] (coeffs dense or sparse)."""
+    return positive_part(coeffs) @ lo + negative_part(coeffs) @ hi
 
 
 def relu_relaxation(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,7 +94,13 @@ def backward_lower(
     must cover the hidden layers before it.
     """
     lam = np.array(coeffs, dtype=np.float64)
-    nu, kappa = back_substitute(net, lam @ net.weights[layer], lam @ net.biases[layer], layer - 1, crown_relax(bounds))
+    return _lower_from(net, bounds, lam @ net.weights[layer], lam @ net.biases[layer], layer, lo, hi)
+
+
+def _lower_from(net: ReluNet, bounds: LayerBounds, nu: np.ndarray, kappa: np.ndarray, layer: int, lo: np.ndarray,
+                hi: np.ndarray) -> np.ndarray:
+    """Lower bound of each row of `nu @ h_layer + kappa` (h_layer: the input of affine layer `layer`)."""
+    nu, kappa = back_substitute(net, nu, kappa, layer - 1, crown_relax(bounds))
     return kappa + box_min(nu, lo, hi)
 
 
@@ -138,7 +144,7 @@ def crown_layer(
         if time.monotonic() > deadline:
             break
         rows = slice(first, min(first + CHUNK, n))
-        eye = np.eye(n)[rows]
-        lower[rows] = np.maximum(lower[rows], backward_lower(net, partial, eye, k, lo, hi))
-        upper[rows] = np.minimum(upper[rows], -backward_lower(net, partial, -eye, k, lo, hi))
+        w, b = dense_rows(net.weights[k], rows), net.biases[k][rows]
+        lower[rows] = np.maximum(lower[rows], _lower_from(net, partial, w, b, k, lo, hi))
+        upper[rows] = np.minimum(upper[rows], -_lower_from(net, partial, -w, -b, k, lo, hi))
     return lower, upper

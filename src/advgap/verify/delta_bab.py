@@ -29,7 +29,7 @@ from advgap.adversarial import margin
 from advgap.verify.bab import SOUNDNESS_MARGIN, Nodes, Objective, SplitRelaxation
 from advgap.verify.bounds import LayerBounds
 from advgap.verify.milp import min_radius_affine_relu_lp
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense
 
 LP_MARGIN = 1e-6  # a leaf LP's optimal radius counts as a lower bound only after subtracting this
 
@@ -98,7 +98,7 @@ class DeltaSearch:
         self.net, self.x0, self.label, self.targets = net, x0, label, list(targets)
         self.incumbent, self.radius, self.tol = incumbent, radius, tol
         self.relax = SplitRelaxation(net, bounds)
-        w, b = net.weights[-1], net.biases[-1]
+        w, b = dense(net.weights[-1]), net.biases[-1]
         self.coef = np.stack([w[t] - w[label] for t in self.targets])
         self.const = np.array([b[t] - b[label] for t in self.targets])
         self.open: list[tuple] = []  # (lower bound, sequence number, target index, phases, α, β)

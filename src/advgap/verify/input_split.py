@@ -37,7 +37,7 @@ import numpy as np
 from advgap.verify.bab import SOUNDNESS_MARGIN
 from advgap.verify.bounds import LayerBounds, back_substitute, relu_relaxation
 from advgap.verify.falsify import input_gradient
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense, dense_rows, negative_part, positive_part
 from advgap.verify.result import Verdict
 from advgap.verify.spec import Property
 
@@ -152,7 +152,7 @@ def _symbolic_step(
     h_lo, h_hi = lin[0] * low[:, None, :], lin[1] * up[:, None, :]
     h_hi[:, -1] += icpt
     batch, width, n_prev = h_lo.shape
-    w_pos, w_neg = np.maximum(net.weights_t[k], 0.0), np.minimum(net.weights_t[k], 0.0)
+    w_pos, w_neg = positive_part(net.weights_t[k]), negative_part(net.weights_t[k])
     flat_lo, flat_hi = h_lo.reshape(-1, n_prev), h_hi.reshape(-1, n_prev)
     z_lo = (flat_lo @ w_pos + flat_hi @ w_neg).reshape(batch, width, -1)
     z_hi = (flat_hi @ w_pos + flat_lo @ w_neg).reshape(batch, width, -1)
@@ -172,7 +172,7 @@ def _crown_rows(
     net: ReluNet, relax: list[tuple[np.ndarray, ...]], k: int, neurons: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """CROWN lower and upper bounds (B, r) of the neurons `neurons` (B, r) of layer k on each box."""
-    w, b = net.weights[k][neurons], net.biases[k][neurons]  # (B, r, n_{k-1}), (B, r)
+    w, b = dense_rows(net.weights[k], neurons), net.biases[k][neurons]  # (B, r, n_{k-1}), (B, r)
     lam, const = _backward(net, relax, np.concatenate([w, -w], axis=1), np.concatenate([b, -b], axis=1), k)
     both = _concretize(lam, const, lo, hi)
     r = neurons.shape[1]
@@ -223,7 +223,7 @@ def _hidden_layers(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> list[_Layer]
     Pre-activation bounds are interval ∩ symbolic (forward linear bounds in x) ∩ CROWN, the last computed only
     for the neurons the first two leave unstable.
     """
-    first = np.vstack([net.weights_t[0], net.biases[0]])
+    first = np.vstack([dense(net.weights_t[0]), net.biases[0]])
     lin = (np.broadcast_to(first, (lo.shape[0], *first.shape)),) * 2
     layers: list[_Layer] = []
     h_lo, h_hi = lo, hi
@@ -231,7 +231,7 @@ def _hidden_layers(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> list[_Layer]
         relax = [layer.relax for layer in layers]
         if k > 0:
             lin = _symbolic_step(net, k, lin, relax[-1])
-        w_pos, w_neg = np.maximum(net.weights_t[k], 0.0), np.minimum(net.weights_t[k], 0.0)
+        w_pos, w_neg = positive_part(net.weights_t[k]), negative_part(net.weights_t[k])
         lower, upper = _symbolic_range(lin, lo, hi)
         lower = np.maximum(lower, h_lo @ w_pos + h_hi @ w_neg + net.biases[k])
         upper = np.minimum(upper, h_hi @ w_pos + h_lo @ w_neg + net.biases[k])

@@ -43,8 +43,9 @@ def solve_query(
         free += w.shape[0]
         for j, var in enumerate(pre):
             eq = MarabouCore.Equation(MarabouCore.Equation.EQ)
-            for i in np.flatnonzero(w[j]):
-                eq.addAddend(float(w[j, i]), prev[i])
+            row = w[[j]].toarray()[0] if hasattr(w, "toarray") else w[j]  # a sparse weight's row, made dense
+            for i in np.flatnonzero(row):
+                eq.addAddend(float(row[i]), prev[i])
             eq.addAddend(-1.0, var)
             eq.setScalar(-float(b[j]))
             ipq.addEquation(eq)

@@ -23,7 +23,7 @@ import numpy as np
 
 from advgap.errors import SolverError
 from advgap.verify.bounds import LayerBounds
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense_rows
 from advgap.verify.spec import Term
 
 log = logging.getLogger(__name__)
@@ -158,23 +158,23 @@ class NetworkMilp:
         w, b = self.net.weights[k], self.net.biases[k]
         post = self._add_cols(np.zeros(len(lower)), np.maximum(upper, 0.0))
         for j in range(len(lower)):
-            a = post[j]
+            a, w_j = post[j], dense_rows(w, j)
             cols = np.concatenate([[a], prev])
             if upper[j] <= 0:  # the column bounds pin a to 0
                 if forced_off is not None and forced_off[j]:
-                    self.rows.add(prev, w[j], -INF, -b[j])
+                    self.rows.add(prev, w_j, -INF, -b[j])
                 continue
             if lower[j] >= 0:  # a = w x + b
-                self.rows.add(cols, np.concatenate([[1.0], -w[j]]), b[j], b[j])
+                self.rows.add(cols, np.concatenate([[1.0], -w_j]), b[j], b[j])
                 continue
-            self.rows.add(cols, np.concatenate([[1.0], -w[j]]), b[j], INF)  # a >= z
+            self.rows.add(cols, np.concatenate([[1.0], -w_j]), b[j], INF)  # a >= z
             needs_binary = out_coef is None or np.any(out_coef[:, j] < 0)
             if not needs_binary:
                 continue
             s = self._add_cols(np.zeros(1), np.ones(1), integer=True)[0]
             self.rows.add(np.array([a, s]), np.array([1.0, -upper[j]]), -INF, 0.0)  # a <= u s
             # a <= z - l (1 - s)  <=>  a - w x - l s <= b - l
-            self.rows.add(np.concatenate([[a, s], prev]), np.concatenate([[1.0, -lower[j]], -w[j]]), -INF,
+            self.rows.add(np.concatenate([[a, s], prev]), np.concatenate([[1.0, -lower[j]], -w_j]), -INF,
                           b[j] - lower[j])
         return post
 

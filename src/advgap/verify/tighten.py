@@ -42,7 +42,7 @@ import numpy as np
 
 from advgap.verify.bounds import LayerBounds, back_substitute, crown_bounds, crown_layer, relu_relaxation
 from advgap.verify.milp import new_highs
-from advgap.verify.network import ReluNet
+from advgap.verify.network import ReluNet, dense_rows
 
 log = logging.getLogger(__name__)
 INF = highspy.kHighsInf
@@ -294,13 +294,13 @@ class _ReluModel:
         active, unstable = lower >= 0, _unstable(lower, upper)
         h = self._cols(np.where(active, lower, 0.0), np.maximum(upper, 0.0))
         for i in np.flatnonzero(active):
-            self._row(np.concatenate([[h[i]], prev]), np.concatenate([[1.0], -w[i]]), b[i], b[i])
+            self._row(np.concatenate([[h[i]], prev]), np.concatenate([[1.0], -dense_rows(w, i)]), b[i], b[i])
         unst = np.flatnonzero(unstable)
         z = self._cols(lower[unst], upper[unst])
         d = self._cols(np.zeros(len(unst)), np.ones(len(unst))) if self.binaries else None
         for t, i in enumerate(unst):
             lo_i, up_i = lower[i], upper[i]
-            self._row(np.concatenate([[z[t]], prev]), np.concatenate([[1.0], -w[i]]), b[i], b[i])
+            self._row(np.concatenate([[z[t]], prev]), np.concatenate([[1.0], -dense_rows(w, i)]), b[i], b[i])
             self._row(np.array([h[i], z[t]]), np.array([1.0, -1.0]), 0.0, INF)
             if d is None:
                 s = up_i / (up_i - lo_i)
@@ -403,7 +403,7 @@ def _by_impact(net: ReluNet, lower: np.ndarray, upper: np.ndarray, k: int) -> np
     """Unstable neurons of layer k, most important first: relaxation gap −lu/(u−l) times outgoing |weight|."""
     idx = np.flatnonzero(_unstable(lower, upper))
     gap = -lower[idx] * upper[idx] / (upper[idx] - lower[idx])
-    score = gap * np.abs(net.weights[k + 1][:, idx]).sum(axis=0)
+    score = gap * np.asarray(abs(net.weights[k + 1][:, idx]).sum(axis=0)).reshape(-1)
     return idx[np.argsort(-score, kind="stable")]
 
 
@@ -435,7 +435,7 @@ def _solver_stage(
             if not _unstable(lowers[k][i], uppers[k][i]):
                 break
             limit = min(left, config.milp_neuron_limit) if binaries else left
-            bound = model.min_bound(sign * w[i], sign * b[i], limit)
+            bound = model.min_bound(sign * dense_rows(w, i), sign * b[i], limit)
             solves += 1
             if sign > 0:
                 lowers[k][i] = max(lowers[k][i], bound)
