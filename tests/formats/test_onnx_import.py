@@ -366,7 +366,7 @@ def test_gather_on_input_dependent_tensor(tmp_path):
 
 
 def test_networks_too_large_for_the_dense_form_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(affine, "MAX_DENSE_BYTES", 8 * (16 * 16 + 2 * 16))  # a 16x16 layer and a 2x16 output fit
+    monkeypatch.setattr(affine, "MAX_LAYER_BYTES", 8 * (16 * 16 + 2 * 16))  # a 16x16 layer and a 2x16 output fit
     nodes = [
         helper.make_node("Conv", ["x", "k"], ["c"], name="conv", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c"], ["r"], name="relu"),
@@ -378,11 +378,11 @@ def test_networks_too_large_for_the_dense_form_are_refused(tmp_path, monkeypatch
     path = save(tmp_path, nodes, [one, const("W", w), const("b", b)], [1, 1, 4, 4], [1, 2])
     assert onnx_to_relunet(onnx.load(str(path))).hidden_sizes == (16,)
     w, b = weights(3, 16)
-    with pytest.raises(ModelFormatError, match=r"output 'y': its dense form needs 384 B \(2.38 KiB with the layers "
-                                               r"before it\), limit 2.25 KiB: too large for the dense verifier$"):
+    with pytest.raises(ModelFormatError, match=r"output 'y': its dense layer needs 384 B \(2.38 KiB with the layers "
+                                               r"before it\), limit 2.25 KiB: too large for the verifier$"):
         load_onnx(save(tmp_path, nodes, [one, const("W", w), const("b", b)], [1, 1, 4, 4], [1, 3], name="wide.onnx"))
     w, b = weights(2, 32)
-    with pytest.raises(ModelFormatError, match=r"node 'relu' \(Relu\): its dense form needs 4.00 KiB, limit"):
+    with pytest.raises(ModelFormatError, match=r"node 'relu' \(Relu\): its dense layer needs 4.00 KiB, limit"):
         load_onnx(save(tmp_path, nodes, [two, const("W", w), const("b", b)], [1, 1, 4, 4], [1, 2], name="two.onnx"))
 
 

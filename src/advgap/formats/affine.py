@@ -1,12 +1,13 @@
-"""Affine tensors of the ONNX import: lazy linear maps from a layer's base, made dense one layer at a time.
+"""Affine tensors of the ONNX import: lazy linear maps from a layer's base, multiplied out one layer at a time.
 
 Every tensor that depends on the network input is affine in the current *base* — the network input, or the
 outputs of the latest ReLU layer: `Affine(op, const, depth)`. `op` is a graph of linear operators (Conv, Pad, Gemm,
 Reshape, ...) whose one leaf is the base, `const` the tensor's value where the base is 0. Nothing is multiplied out
-until a layer closes (a Relu, a max-pool level, the network output): `dense_matrix` then computes that layer's
+until a layer closes (a Relu, a max-pool level, the network output): `layer_matrix` then computes that layer's
 matrix from its smaller side — identity rows of the base pushed forward through the operators, or identity rows of
-the output pulled back through their adjoints — in chunks of bounded memory. The import thus costs about what the
-layers it produces cost, never a square matrix of a wide feature map.
+the output pulled back through their adjoints — in chunks of bounded memory, kept sparse (CSR) when the first chunk
+is (a convolution's matrix, a max-pool tree level). The import thus costs about what the layers it produces cost,
+never a square matrix of a wide feature map.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
-CHUNK_BYTES = 256 * 2**20  # working memory of one chunk of rows in `dense_matrix`
-MAX_DENSE_BYTES = 2 * 2**30  # the dense layers of one network together, with any working matrix built beside them
+from advgap.verify.network import SPARSE_DENSITY, SPARSE_MIN_ENTRIES, Weight, weight_bytes
+
+CHUNK_BYTES = 256 * 2**20  # working memory of one chunk of rows in `layer_matrix`
+MAX_LAYER_BYTES = 2 * 2**30  # the layers of one network together, with any working matrix built beside them
 
 
 class NodeError(Exception):
@@ -104,23 +108,23 @@ def combine(parts: list[Affine], forward: Callable[..., np.ndarray],
     return Affine(op, np.asarray(const, dtype=np.float64), parts[0].depth)
 
 
-def matrix_map(matrix: np.ndarray, x: Affine, offset: np.ndarray) -> Affine:
-    """`matrix @ x.flatten() + offset` as a vector."""
+def matrix_map(matrix: Weight, x: Affine, offset: np.ndarray) -> Affine:
+    """`matrix @ x.flatten() + offset` as a vector (matrix dense or sparse)."""
     flat = reshape(x, (x.const.size,))
     return lift(flat, lambda v: v @ matrix.T, lambda g: g @ matrix, offset)
 
 
-def check_dense(rows: int, cols: int, used: int = 0) -> int:
-    """Bytes of a dense float64 (rows, cols) matrix; NodeError if it, or it beside `used` bytes, exceeds the
-    limit."""
-    need = 8 * rows * cols
-    if need + used > MAX_DENSE_BYTES:
+def check_bytes(need: int, used: int = 0, what: str = "its layer needs") -> int:
+    """`need` bytes; NodeError if they, or they beside `used` bytes, exceed the limit."""
+    if need + used > MAX_LAYER_BYTES:
         beside = f" ({_size(need + used)} with the layers before it)" if used else ""
-        raise NodeError(
-            f"its dense form needs {_size(need)}{beside}, limit {_size(MAX_DENSE_BYTES)}: too large for the dense "
-            "verifier"
-        )
+        raise NodeError(f"{what} {_size(need)}{beside}, limit {_size(MAX_LAYER_BYTES)}: too large for the verifier")
     return need
+
+
+def check_dense(rows: int, cols: int, used: int = 0) -> int:
+    """Bytes of a dense float64 (rows, cols) matrix, checked by `check_bytes`."""
+    return check_bytes(8 * rows * cols, used, "its dense layer needs")
 
 
 def _size(n_bytes: int) -> str:
@@ -154,23 +158,42 @@ def _graph(op: LinOp) -> tuple[list[LinOp], LinOp, dict[LinOp, int]]:
     return order, bases[0], uses
 
 
-def dense_matrix(op: LinOp, used: int = 0) -> np.ndarray:
-    """The matrix (op.size, base size) of `op`, from its smaller side, in chunks of about CHUNK_BYTES; `used`:
-    bytes of the dense layers before it (see `check_dense`)."""
+def layer_matrix(op: LinOp, used: int = 0) -> Weight:
+    """The matrix (op.size, base size) of `op`, from its smaller side, in chunks of about CHUNK_BYTES: CSR when
+    it is large and its first chunk at most SPARSE_DENSITY dense, else dense; `used`: bytes of the layers before
+    it (see `check_bytes`, checked before a dense matrix is allocated and after each sparse chunk)."""
     order, leaf, uses = _graph(op)
     n_out, n_in = op.size, leaf.size
-    check_dense(n_out, n_in, used)
-    matrix = np.empty((n_out, n_in))
     rows = max(1, CHUNK_BYTES // (8 * sum(node.size for node in order)))
-    if n_out <= n_in:
-        for start in range(0, n_out, rows):
+    by_rows = n_out <= n_in
+    matrix: np.ndarray | None = None
+    blocks: list[sparse.csr_array] = []
+    held = 0
+    for start in range(0, n_out if by_rows else n_in, rows):
+        if by_rows:
             seed = _identity_rows(start, min(start + rows, n_out), n_out).reshape(-1, *op.shape)
-            matrix[start : start + rows] = _pull_back(order, leaf, op, seed)
-    else:
-        for start in range(0, n_in, rows):
+            block = _pull_back(order, leaf, op, seed)
+        else:
             seed = _identity_rows(start, min(start + rows, n_in), n_in)
-            matrix[:, start : start + rows] = _push_forward(order, leaf, uses, seed).reshape(len(seed), -1).T
-    return matrix
+            block = _push_forward(order, leaf, uses, seed).reshape(len(seed), -1).T
+        if matrix is None and not blocks and not _thin(block, n_out * n_in):
+            check_dense(n_out, n_in, used)
+            matrix = np.empty((n_out, n_in))
+        if matrix is None:
+            blocks.append(sparse.csr_array(block))
+            held += check_bytes(weight_bytes(blocks[-1]), used + held, "its sparse layer needs more than")
+        elif by_rows:
+            matrix[start : start + rows] = block
+        else:
+            matrix[:, start : start + rows] = block
+    if matrix is not None:
+        return matrix
+    return sparse.vstack(blocks, format="csr") if by_rows else sparse.hstack(blocks, format="csr")
+
+
+def _thin(block: np.ndarray, entries: int) -> bool:
+    """Whether a matrix of `entries` entries whose first chunk is `block` should be stored sparse."""
+    return entries >= SPARSE_MIN_ENTRIES and np.count_nonzero(block) <= SPARSE_DENSITY * block.size
 
 
 def _identity_rows(start: int, stop: int, n: int) -> np.ndarray:
@@ -205,7 +228,8 @@ def _pull_back(order: list[LinOp], leaf: LinOp, op: LinOp, seed: np.ndarray) -> 
 
 
 class Layers:
-    """The dense (weight, bias) layers closed so far, each followed by a ReLU in the ReluNet, and their bytes.
+    """The (weight, bias) layers closed so far (weights dense or CSR), each followed by a ReLU in the ReluNet, and
+    their bytes.
 
     `live` names the tensors of the current base that the graph still needs after the node being read (a residual
     connection's skip tensor): a layer that closes carries each across as pass-through neurons — relu(v) where v
@@ -214,7 +238,7 @@ class Layers:
     """
 
     def __init__(self) -> None:
-        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pairs: list[tuple[Weight, np.ndarray]] = []
         self.bytes = 0
         self.live: dict[str, Affine] = {}
 
@@ -222,32 +246,38 @@ class Layers:
     def depth(self) -> int:
         return len(self.pairs)
 
-    def dense(self, x: Affine) -> tuple[np.ndarray, np.ndarray]:
+    def matrix(self, x: Affine) -> tuple[Weight, np.ndarray]:
         """x flattened to (W, b) over the current base, within the memory limit."""
         if x.depth != self.depth:
             raise NodeError("uses a tensor computed before an earlier Relu (not a feed-forward chain)")
-        return dense_matrix(x.op, self.bytes), x.const.reshape(-1)
+        return layer_matrix(x.op, self.bytes), x.const.reshape(-1)
 
-    def relu(self, weight: np.ndarray, bias: np.ndarray) -> Affine:
+    def relu(self, weight: Weight, bias: np.ndarray) -> Affine:
         """Close the layer relu(weight @ base + bias), carrying the `live` tensors across; returns its outputs."""
         carried = list({id(v): v for v in self.live.values()}.values())
         rows, biases, parts = [weight], [bias], []
         width = len(bias)
         for v in carried:
-            w_v, b_v = self.dense(v)
-            signed = self.depth == 0 or bool((w_v < 0).any() or (b_v < 0).any())
+            w_v, b_v = self.matrix(v)
+            signed = self.depth == 0 or has_negative(w_v) or bool((b_v < 0).any())
             rows += [w_v, -w_v] if signed else [w_v]
             biases += [b_v, -b_v] if signed else [b_v]
             parts.append((width, len(b_v), signed))
             width += len(b_v) * (2 if signed else 1)
-        stacked = np.vstack(rows) if carried else weight
-        self.bytes += check_dense(*stacked.shape, self.bytes)
+        stacked = weight if not carried else (
+            sparse.vstack(rows, format="csr") if any(map(sparse.issparse, rows)) else np.vstack(rows))
+        self.bytes += check_bytes(weight_bytes(stacked), self.bytes)
         self.pairs.append((stacked, np.concatenate(biases)))
         outputs = base(width, self.depth)
         rebuilt = {id(v): reshape(_pass_through(outputs, *part), v.shape) for v, part in zip(carried, parts,
                                                                                               strict=True)}
         self.live = {name: rebuilt[id(v)] for name, v in self.live.items()}
         return outputs if not carried else _window(outputs, 0, len(bias))
+
+
+def has_negative(w: Weight) -> bool:
+    """Whether some entry of w is negative."""
+    return bool((w.data < 0).any() if sparse.issparse(w) else (w < 0).any())
 
 
 def _window(x: Affine, start: int, size: int) -> Affine:

@@ -8,14 +8,16 @@ relu(x) and relu(−x) per network input x. Base variables keep their sign on ev
 their pass-throughs are stable and the bounds lose nothing on them; a value that may change sign makes an
 unstable pair wherever it does. The form with fewer neurons is taken, a sign-changing value's pair counting twice
 (four) and ties going to the base variables. A k-element window takes ⌈log2 k⌉ layers. Padding, dilations and
-ceil_mode only change which values a window holds (ONNX pads max pooling with −inf).
+ceil_mode only change which values a window holds (ONNX pads max pooling with −inf). The tables of values and the
+layers are CSR matrices: a tree level's row holds two entries, or a value's own few.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
-from advgap.formats.affine import Affine, Layers, NodeError, check_dense, lift, matrix_map, reshape
+from advgap.formats.affine import Affine, Layers, NodeError, lift, matrix_map, reshape
 from advgap.formats.onnx_attrs import Args, Attrs, Value, out_size, pool_kernel
 
 
@@ -44,9 +46,14 @@ def _gather(x: Affine, index: np.ndarray) -> Affine:
     flat = reshape(x, (x.const.size,))
     size = x.const.size
 
+    distinct = len(np.unique(index)) == len(index)
+
     def adjoint(g: np.ndarray) -> np.ndarray:
         out = np.zeros((g.shape[0], size))
-        np.add.at(out.T, index, g.T)
+        if distinct:
+            out[:, index] = g
+        else:
+            np.add.at(out.T, index, g.T)
         return out
 
     return lift(flat, lambda v: v[:, index], adjoint)
@@ -60,7 +67,9 @@ def max_pool(x: Affine, windows: np.ndarray, shape: tuple[int, ...], layers: Lay
     windows[windows >= 0] = inverse
     if windows.shape[1] == 1:
         return reshape(_gather(x, used[windows[:, 0]]), shape)
-    table, const = layers.dense(_gather(x, used))
+    table, const = layers.matrix(_gather(x, used))
+    table = sparse.csr_array(table)
+    table.eliminate_zeros()
     signed_base = layers.depth == 0
     while windows.shape[1] > 1:
         windows, table, const, outputs = _level(windows, table, const, signed_base, layers)
@@ -68,8 +77,8 @@ def max_pool(x: Affine, windows: np.ndarray, shape: tuple[int, ...], layers: Lay
     return reshape(matrix_map(table[windows[:, 0]], outputs, const[windows[:, 0]]), shape)
 
 
-def _level(windows: np.ndarray, table: np.ndarray, const: np.ndarray, signed_base: bool, layers: Layers
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Affine]:
+def _level(windows: np.ndarray, table: sparse.csr_array, const: np.ndarray, signed_base: bool, layers: Layers
+           ) -> tuple[np.ndarray, sparse.csr_array, np.ndarray, Affine]:
     """One tree level: the ReLU layer pairing the values of every window; returns the windows of the level's
     maxima, as rows of a new table (and constants) over the layer's outputs, and those outputs. `table` @ base +
     `const` are the values the windows index."""
@@ -81,21 +90,19 @@ def _level(windows: np.ndarray, table: np.ndarray, const: np.ndarray, signed_bas
     carried = np.unique(np.concatenate([b[paired], a[alone]]))
     n_pairs = int(paired.sum())
     plan = _Carry.choose(table[carried], const[carried], signed_base)
-    check_dense(n_pairs + len(plan.bias()), table.shape[1], layers.bytes)
-    rows = np.vstack([table[a[paired]] - table[b[paired]], plan.rows()])
+    rows = sparse.vstack([table[a[paired]] - table[b[paired]], plan.rows()], format="csr")
     bias = np.concatenate([const[a[paired]] - const[b[paired]], plan.bias()])
     outputs = layers.relu(rows, bias)
     width = len(bias)
     # the new values: per window and pair, the carried value (b, or the unpaired a) plus relu(a − b) if paired
     keep = a >= 0
     source = np.searchsorted(carried, np.where(paired, b, a)[keep])
-    check_dense(len(source), width, layers.bytes)
-    new_table = np.zeros((len(source), width))
-    new_table[:, n_pairs:] = plan.rebuilt(source)
     pair_slot = np.full(a.shape, -1)
     pair_slot[paired] = np.arange(n_pairs)
     has_pair = pair_slot[keep] >= 0
-    new_table[np.flatnonzero(has_pair), pair_slot[keep][has_pair]] += 1.0
+    pairs = sparse.csr_array((np.ones(int(has_pair.sum())), (np.flatnonzero(has_pair), pair_slot[keep][has_pair])),
+                             shape=(len(source), n_pairs))
+    new_table = sparse.hstack([pairs, plan.rebuilt(source)], format="csr")
     new_const = plan.rebuilt_const(source)
     new_windows = np.full(a.shape, -1)
     new_windows[keep] = np.arange(len(source))
@@ -105,16 +112,21 @@ def _level(windows: np.ndarray, table: np.ndarray, const: np.ndarray, signed_bas
 class _Carry:
     """How carried values cross a ReLU layer: as themselves, or as the base variables they depend on."""
 
-    def __init__(self, values: np.ndarray, const: np.ndarray, columns: np.ndarray | None, doubled: np.ndarray):
+    def __init__(self, values: sparse.csr_array, const: np.ndarray, columns: np.ndarray | None,
+                 doubled: np.ndarray):
         self.values, self.const, self.columns, self.doubled = values, const, columns, doubled
 
     @classmethod
-    def choose(cls, values: np.ndarray, const: np.ndarray, signed_base: bool) -> _Carry:
+    def choose(cls, values: sparse.csr_array, const: np.ndarray, signed_base: bool) -> _Carry:
         """The cheaper form (see the module docstring); `values` are rows over the base."""
-        columns = np.flatnonzero(np.any(values != 0, axis=0))
+        values.eliminate_zeros()
+        columns = np.unique(values.indices)
         by_base = len(columns) * (2 if signed_base else 1)
-        signed = np.ones(len(values), dtype=bool) if signed_base else (values < 0).any(axis=1) | (const < 0)
-        if by_base <= len(values) + 3 * int(signed.sum()):
+        n = values.shape[0]
+        negative_row = np.bincount(np.repeat(np.arange(n), np.diff(values.indptr)), weights=values.data < 0,
+                                   minlength=n) > 0
+        signed = np.ones(n, dtype=bool) if signed_base else negative_row | (const < 0)
+        if by_base <= n + 3 * int(signed.sum()):
             return cls(values, const, columns, np.full(len(columns), signed_base))
         return cls(values, const, None, signed)
 
@@ -127,27 +139,30 @@ class _Carry:
         """Per neuron, the carried quantity (a base column index or a value row) it holds."""
         return np.concatenate([np.arange(len(self.doubled)), np.flatnonzero(self.doubled)])
 
-    def rows(self) -> np.ndarray:
+    def rows(self) -> sparse.csr_array:
         """The layer's rows of the pass-through neurons, over the base."""
         which, signs = self._which(), self._signs()
         if self.columns is None:
-            return signs[:, None] * self.values[which]
-        rows = np.zeros((len(which), self.values.shape[1]))
-        rows[np.arange(len(which)), self.columns[which]] = signs
-        return rows
+            return sparse.csr_array(self.values[which].multiply(signs[:, None]))
+        return sparse.csr_array((signs, (np.arange(len(which)), self.columns[which])),
+                                shape=(len(which), self.values.shape[1]))
 
     def bias(self) -> np.ndarray:
         if self.columns is None:
             return self._signs() * self.const[self._which()]
         return np.zeros(len(self._which()))
 
-    def rebuilt(self, carried: np.ndarray) -> np.ndarray:
+    def rebuilt(self, carried: np.ndarray) -> sparse.csr_array:
         """Rows over the pass-through neurons reproducing the carried values with indices `carried` in
         `values`."""
         which, signs = self._which(), self._signs()
-        if self.columns is None:
-            return (which[None, :] == carried[:, None]) * signs[None, :]
-        return self.values[carried][:, self.columns[which]] * signs[None, :]
+        neurons = np.arange(len(which))
+        if self.columns is None:  # value which[t] is signs[t] · neuron t
+            holds = sparse.csr_array((signs, (which, neurons)), shape=(self.values.shape[0], len(which)))
+            return sparse.csr_array(holds[carried])
+        # base column columns[which[t]] is signs[t] · neuron t
+        holds = sparse.csr_array((signs, (self.columns[which], neurons)), shape=(self.values.shape[1], len(which)))
+        return sparse.csr_array(self.values[carried] @ holds)
 
     def rebuilt_const(self, carried: np.ndarray) -> np.ndarray:
         return np.zeros(len(carried)) if self.columns is None else self.const[carried]

@@ -198,7 +198,7 @@ def onnx_to_relunet(model: ModelProto, source: str = "<onnx>") -> ReluNet:
     if not isinstance(result, Affine):
         raise ModelFormatError(f"{source}: output {graph.output[0].name!r} does not depend on the input")
     try:
-        last = layers.dense(result)
+        last = layers.matrix(result)
     except NodeError as exc:
         raise ModelFormatError(f"{source}: output {graph.output[0].name!r}: {exc}") from exc
     try:

@@ -176,7 +176,7 @@ def _op_relu(args: Args, attrs: Attrs, opset: int, layers: Layers) -> Value:
     (x,) = args
     if isinstance(x, np.ndarray):
         return np.maximum(x, 0)
-    return reshape(layers.relu(*layers.dense(x)), x.shape)
+    return reshape(layers.relu(*layers.matrix(x)), x.shape)
 
 
 def _reshape(v: Value, shape: tuple[int, ...]) -> Value:
