@@ -13,6 +13,7 @@ import advgap.verify.network as network
 from advgap.errors import ModelFormatError
 from advgap.experiment.runner import weights_hash
 from advgap.formats.netfile import load_net, save_net
+from advgap.verify import bounds
 from advgap.verify.api import check_property, min_linf_distance
 from advgap.verify.bounds import crown_bounds, interval_bounds
 from advgap.verify.network import ReluNet
@@ -57,10 +58,13 @@ def test_large_thin_layers_are_stored_sparse_the_rest_dense():
     assert [sparse.issparse(w) for w in given_sparse.weights] == [True, False, False]
 
 
-def test_a_sparse_layer_computes_what_the_dense_one_does():
-    net = ReluNet.from_layers(_sparse_layers(2, (784, 300, 40, 10), 0.02))
-    assert sparse.issparse(net.weights[0])
+def test_sparse_layers_compute_what_dense_ones_do(monkeypatch):
+    net = ReluNet.from_layers(_sparse_layers(2, (784, 400, 300, 40, 10), 0.01))
+    assert [sparse.issparse(w) for w in net.weights] == [True, True, False, False]
     twin = _dense_twin(net)
+    calls = []
+    original = bounds._sparse_back_substitute
+    monkeypatch.setattr(bounds, "_sparse_back_substitute", lambda *a: calls.append(a[2].shape) or original(*a))
     rng = np.random.default_rng(3)
     x = rng.random((5, 784))
     np.testing.assert_allclose(net.forward(x), twin.forward(x), rtol=1e-12, atol=1e-12)
@@ -69,6 +73,7 @@ def test_a_sparse_layer_computes_what_the_dense_one_does():
                          (crown_bounds(net, lo, hi), crown_bounds(twin, lo, hi))):
         for a, b in zip((*ours.lower, *ours.upper), (*theirs.lower, *theirs.upper), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    assert calls and calls[0][1] == 400  # layer 1's CROWN bounds went back through sparse coefficients
 
 
 def test_sparse_weights_are_checked_like_dense_ones():

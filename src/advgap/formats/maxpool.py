@@ -93,7 +93,6 @@ def _level(windows: np.ndarray, table: sparse.csr_array, const: np.ndarray, sign
     rows = sparse.vstack([table[a[paired]] - table[b[paired]], plan.rows()], format="csr")
     bias = np.concatenate([const[a[paired]] - const[b[paired]], plan.bias()])
     outputs = layers.relu(rows, bias)
-    width = len(bias)
     # the new values: per window and pair, the carried value (b, or the unpaired a) plus relu(a − b) if paired
     keep = a >= 0
     source = np.searchsorted(carried, np.where(paired, b, a)[keep])

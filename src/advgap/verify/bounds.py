@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
-from advgap.verify.network import ReluNet, Weight, dense_rows, negative_part, positive_part
+from advgap.verify.network import ReluNet, Weight, negative_part, positive_part
 
 CHUNK = 256  # rows per backward pass when bounding a layer's neurons: the deadline is checked between chunks
+SPARSE_BACKWARD_DENSITY = 0.05  # a sparse layer's CROWN coefficients stay sparse while at most this dense
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,37 @@ def backward_lower(
     return _lower_from(net, bounds, lam @ net.weights[layer], lam @ net.biases[layer], layer, lo, hi)
 
 
-def _lower_from(net: ReluNet, bounds: LayerBounds, nu: np.ndarray, kappa: np.ndarray, layer: int, lo: np.ndarray,
+def _lower_from(net: ReluNet, bounds: LayerBounds, nu: Weight, kappa: np.ndarray, layer: int, lo: np.ndarray,
                 hi: np.ndarray) -> np.ndarray:
-    """Lower bound of each row of `nu @ h_layer + kappa` (h_layer: the input of affine layer `layer`)."""
-    nu, kappa = back_substitute(net, nu, kappa, layer - 1, crown_relax(bounds))
+    """Lower bound of each row of `nu @ h_layer + kappa` (h_layer: the input of affine layer `layer`); `nu` may
+    be sparse (`_sparse_back_substitute` takes it as far as it stays sparse)."""
+    if sparse.issparse(nu):
+        nu, kappa, layer = _sparse_back_substitute(net, bounds, nu, kappa, layer)
+    if layer > 0:
+        nu, kappa = back_substitute(net, nu, kappa, layer - 1, crown_relax(bounds))
     return kappa + box_min(nu, lo, hi)
+
+
+def _sparse_back_substitute(net: ReluNet, bounds: LayerBounds, nu: sparse.csr_array, kappa: np.ndarray,
+                            layer: int) -> tuple[Weight, np.ndarray, int]:
+    """`back_substitute` with `crown_relax` on sparse coefficients: only their non-zeros are relaxed (a zero
+    coefficient's relaxation adds nothing), while they stay at most SPARSE_BACKWARD_DENSITY dense. Returns the
+    coefficients (sparse, or dense once they fill in) and constants over the input of affine layer `layer`."""
+    kappa = np.array(kappa, dtype=np.float64, copy=True)
+    while layer > 0 and sparse.issparse(nu):
+        if nu.nnz > SPARSE_BACKWARD_DENSITY * nu.shape[0] * nu.shape[1]:
+            return nu.toarray(), kappa, layer
+        k = layer - 1
+        low_slope, up_slope, up_icpt = relu_relaxation(bounds.lower[k], bounds.upper[k])
+        positive, cols = nu.data >= 0, nu.indices
+        row = np.repeat(np.arange(nu.shape[0]), np.diff(nu.indptr))
+        kappa += np.bincount(row, weights=np.where(positive, 0.0, nu.data * up_icpt[cols]), minlength=nu.shape[0])
+        zeta = sparse.csr_array((nu.data * np.where(positive, low_slope[cols], up_slope[cols]), cols, nu.indptr),
+                                shape=nu.shape)
+        kappa += zeta @ net.biases[k]
+        nu = zeta @ net.weights[k]
+        layer = k
+    return nu, kappa, layer
 
 
 def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray) -> LayerBounds:
@@ -144,7 +172,7 @@ def crown_layer(
         if time.monotonic() > deadline:
             break
         rows = slice(first, min(first + CHUNK, n))
-        w, b = dense_rows(net.weights[k], rows), net.biases[k][rows]
+        w, b = net.weights[k][rows], net.biases[k][rows]  # CSR rows stay sparse
         lower[rows] = np.maximum(lower[rows], _lower_from(net, partial, w, b, k, lo, hi))
         upper[rows] = np.minimum(upper[rows], -_lower_from(net, partial, -w, -b, k, lo, hi))
     return lower, upper
