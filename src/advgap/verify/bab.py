@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 import numpy as np
 
@@ -109,22 +110,35 @@ class Objective:
 
 
 class SplitRelaxation:
-    """The CROWN/β relaxation of `net` under ReLU splits, with intermediate bounds fixed to the root's."""
+    """The CROWN/β relaxation of `net` under ReLU splits, with intermediate bounds fixed to the root's.
 
-    def __init__(self, net: ReluNet, bounds: LayerBounds):
-        self.net = net
+    Bounds it reports are computed in float64. The subgradient steps on (α, β) and the trial children of the
+    branching rule run on `single`, the same relaxation in float32: they only choose, they prove nothing."""
+
+    def __init__(self, net: ReluNet, bounds: LayerBounds, dtype: type = np.float64):
+        self.net, self.dtype = (net if dtype is np.float64 else net.single), dtype
         self.depth = len(net.hidden_sizes)
-        self.lower, self.upper = bounds.lower, bounds.upper
-        self.unstable = [(lo_k < 0) & (up_k > 0) for lo_k, up_k in zip(self.lower, self.upper, strict=True)]
-        self.active = [lo_k >= 0 for lo_k in self.lower]
-        self.slope = [np.where(un, up / np.where(un, up - lo_k, 1.0), 0.0)
-                      for un, lo_k, up in zip(self.unstable, self.lower, self.upper, strict=True)]
+        self.lower = tuple(np.asarray(v, dtype=dtype) for v in bounds.lower)
+        self.upper = tuple(np.asarray(v, dtype=dtype) for v in bounds.upper)
+        self._bounds = bounds
+        # masks and slopes from the float64 bounds, so that both twins agree on which neurons are unstable
+        self.unstable = [(lo_k < 0) & (up_k > 0) for lo_k, up_k in zip(bounds.lower, bounds.upper, strict=True)]
+        self.active = [lo_k >= 0 for lo_k in bounds.lower]
+        self.slope = [np.where(un, up / np.where(un, up - lo_k, 1.0), 0.0).astype(dtype)
+                      for un, lo_k, up in zip(self.unstable, bounds.lower, bounds.upper, strict=True)]
+
+    @cached_property
+    def single(self) -> SplitRelaxation:
+        """The float32 twin (see the class docstring)."""
+        return self if self.dtype is np.float32 else SplitRelaxation(self.net, self._bounds, np.float32)
 
     def root(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-        """Phases, α and β of an unsplit node (α: the DeepPoly choice)."""
+        """Phases, α and β of an unsplit node (α: the DeepPoly choice). α and β are float32, the precision of the
+        steps that move them; any α in [0, 1] and β >= 0 gives a valid bound, in either precision."""
         sizes = self.net.hidden_sizes
-        alpha = [np.where(up > -lo_k, 1.0, 0.0) for lo_k, up in zip(self.lower, self.upper, strict=True)]
-        return [np.zeros(s, np.int8) for s in sizes], alpha, [np.zeros(s) for s in sizes]
+        alpha = [np.where(up > -lo_k, 1.0, 0.0).astype(np.float32)
+                 for lo_k, up in zip(self.lower, self.upper, strict=True)]
+        return [np.zeros(s, np.int8) for s in sizes], alpha, [np.zeros(s, np.float32) for s in sizes]
 
     def backward(self, nodes: Nodes, obj: Objective, relaxed_forward: bool = True) -> Relaxation:
         """Bounds of a batch of nodes with their current (α, β), and what the subgradient and branching need
@@ -136,13 +150,15 @@ class SplitRelaxation:
             phase, free = nodes.phase[k], (nodes.phase[k] == 0) & self.unstable[k]
             positive = nu >= 0
             fixed_on = (phase > 0) | ((phase == 0) & self.active[k])
-            slope = np.where(fixed_on, 1.0, np.where(free, np.where(positive, self.slope[k], nodes.alpha[k]), 0.0))
+            alpha = nodes.alpha[k].astype(self.dtype, copy=False)
+            slope = np.where(fixed_on, 1.0, np.where(free, np.where(positive, self.slope[k], alpha), 0.0))
             icpt = np.where(free & positive, -self.slope[k] * self.lower[k], 0.0)
             nus[k], slopes[k], icpts[k] = nu, slope, icpt
-            return slope, icpt, phase * nodes.beta[k]
+            return slope, icpt, phase * nodes.beta[k].astype(self.dtype, copy=False)
 
-        nu, kappa = back_substitute(self.net, np.asarray(obj.coef, dtype=np.float64), obj.const, self.depth - 1, relax)
-        corner = np.where(nu > 0, obj.hi, obj.lo)
+        coef = np.asarray(obj.coef, dtype=self.dtype)
+        nu, kappa = back_substitute(self.net, coef, obj.const.astype(self.dtype), self.depth - 1, relax)
+        corner = np.where(nu > 0, obj.hi, obj.lo).astype(self.dtype, copy=False)
         bound = kappa + np.einsum("bi,bi->b", nu, corner)
         zhat, h = [], corner
         for k in range(self.depth if relaxed_forward else 0):
@@ -152,11 +168,14 @@ class SplitRelaxation:
         return Relaxation(bound, corner, kappa, nu, nus, zhat, slopes, icpts)
 
     def optimise(self, nodes: Nodes, obj: Objective, iters: int) -> tuple[Relaxation, Relaxation]:
-        """Projected subgradient steps on (α, β): per node its best relaxation so far, and the last one."""
-        rel = self.backward(nodes, obj)
-        best = rel
+        """Projected subgradient steps on (α, β) in float32; returns per node the float64 relaxation at the best
+        (α, β) seen, and the last float32 one. The nodes keep the last (α, β)."""
+        fast = self.single
+        rel = fast.backward(nodes, obj)
+        best_bound = rel.bound
+        best_alpha, best_beta = [a.copy() for a in nodes.alpha], [b.copy() for b in nodes.beta]
         for it in range(iters):
-            if np.all(best.bound < -SOUNDNESS_MARGIN):
+            if np.all(best_bound < -100 * SOUNDNESS_MARGIN):  # float32: stop well below the margin
                 break
             step = 0.3 / (1 + it) ** 0.5
             for k in range(self.depth):
@@ -168,9 +187,13 @@ class SplitRelaxation:
                 scale_b = np.abs(grad_beta).max(axis=1, keepdims=True) + 1e-12
                 nu_scale = np.abs(rel.nus[k]).max(axis=1, keepdims=True)
                 nodes.beta[k] = np.maximum(nodes.beta[k] - step * nu_scale * grad_beta / scale_b, 0.0)
-            rel = self.backward(nodes, obj)
-            best = _better(best, rel)
-        return best, rel
+            rel = fast.backward(nodes, obj)
+            improved = rel.bound < best_bound
+            best_bound = np.where(improved, rel.bound, best_bound)
+            for k in range(self.depth):
+                best_alpha[k][improved] = nodes.alpha[k][improved]
+                best_beta[k][improved] = nodes.beta[k][improved]
+        return self.backward(Nodes(nodes.phase, best_alpha, best_beta), obj, relaxed_forward=False), rel
 
     def _candidates(self, nodes: Nodes, rows: list[int], rel: Relaxation, obj: Objective,
                     top: int) -> list[list[tuple[int, int]]]:
@@ -205,7 +228,7 @@ class SplitRelaxation:
         splits = [(k, j, sign) for cands in options for k, j in cands for sign in (-1, 1)]
         for r, (k, j, sign) in enumerate(splits):
             trial.phase[k][r, j] = sign
-        children = self.backward(trial, obj.rows(owner), relaxed_forward=False)
+        children = self.single.backward(trial, obj.rows(owner), relaxed_forward=False)
         pair_sum = children.bound.reshape(-1, 2).sum(axis=1)
         choices, at = [], 0
         for cands in options:
@@ -236,19 +259,6 @@ class SplitRelaxation:
         active = (last > 0) | ((last == 0) & self.active[-1])
         concave = np.flatnonzero((last == 0) & self.unstable[-1])
         return problem, active, last > 0, last < 0, concave
-
-
-def _better(best: Relaxation, rel: Relaxation) -> Relaxation:
-    """Per node, the relaxation with the lower bound (ties keep `best`)."""
-    improved = rel.bound < best.bound
-
-    def pick(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-        return np.where(improved.reshape(-1, *([1] * (new.ndim - 1))), new, old)
-
-    return Relaxation(
-        pick(best.bound, rel.bound), pick(best.corner, rel.corner), pick(best.kappa, rel.kappa),
-        pick(best.nu_in, rel.nu_in), rel.nus, rel.zhat, rel.slopes, rel.icpts,
-    )
 
 
 class TermBab:

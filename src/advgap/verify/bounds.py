@@ -62,7 +62,7 @@ def back_substitute(net: ReluNet, nu: np.ndarray, kappa: np.ndarray, top: int, r
     matching constants. Each hidden layer k = top, …, 0 is relaxed by `relax(k, nu)` (see `Relax`), then its affine
     map z_k = W_k h_k + b_k is substituted. Returns the input coefficients and constants.
     """
-    kappa = np.array(kappa, dtype=np.float64, copy=True)
+    kappa = np.array(kappa, dtype=np.result_type(nu, np.float32), copy=True)  # float64, or float32 for heuristics
     for k in range(top, -1, -1):
         slope, icpt, shift = relax(k, nu)
         zeta = nu * slope + shift
