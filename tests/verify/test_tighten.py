@@ -9,6 +9,7 @@ import highspy
 import numpy as np
 import pytest
 
+from advgap.verify import tighten as tighten_module
 from advgap.verify.bounds import LayerBounds, backward_lower, crown_bounds
 from advgap.verify.milp import new_highs
 from advgap.verify.network import ReluNet
@@ -69,6 +70,22 @@ def test_tightening_beats_crown_on_deeper_nets():
     crown = crown_bounds(net, lo, hi)
     bounds = tightened_bounds(net, lo, hi, 2.0, config=ALL_STAGES)
     assert _total_width(bounds) < _total_width(crown) - 1e-3
+
+
+def test_alpha_crown_in_chunks_gives_the_bounds_of_one_pass(monkeypatch):
+    """Wide layers are optimised a few neurons at a time (ALPHA_ENTRIES): the same bounds as all at once."""
+    net = random_net(4, 5, (8, 8, 6), 3)
+    lo, hi = _box(4, 5, 0.3)
+    alpha_only = TightenConfig(lp_share=0.0, milp_share=0.0)
+    whole = tightened_bounds(net, lo, hi, 5.0, config=alpha_only)
+    chunks = []
+    original = tighten_module._alpha_chunk
+    monkeypatch.setattr(tighten_module, "_alpha_chunk", lambda *a: chunks.append(len(a[4])) or original(*a))
+    monkeypatch.setattr(tighten_module, "ALPHA_ENTRIES", 2 * 17)  # one neuron per chunk on layer 1 (8 + 8 ReLUs)
+    chunked = tightened_bounds(net, lo, hi, 5.0, config=alpha_only)
+    assert chunks and max(chunks) == 1
+    for a, b in zip((*whole.lower, *whole.upper), (*chunked.lower, *chunked.upper), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
 
 
 def test_zero_budget_returns_base_bounds():

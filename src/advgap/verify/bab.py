@@ -31,6 +31,12 @@ from advgap.verify.network import ReluNet
 from advgap.verify.spec import Term
 
 SOUNDNESS_MARGIN = 1e-7  # a node is pruned only if its bound on g is below -SOUNDNESS_MARGIN
+BATCH_ENTRIES = 2**18  # nodes per batch × hidden ReLUs at most: a batch's arrays stay small, its time short
+
+
+def batch_size(net: ReluNet, largest: int = 64) -> int:
+    """Nodes bounded together: `largest`, fewer on nets with more than BATCH_ENTRIES / largest ReLUs."""
+    return max(1, min(largest, BATCH_ENTRIES // max(1, sum(net.hidden_sizes))))
 
 
 class BabStatus(Enum):
@@ -167,15 +173,16 @@ class SplitRelaxation:
             h = slopes[k] * z + icpts[k]
         return Relaxation(bound, corner, kappa, nu, nus, zhat, slopes, icpts)
 
-    def optimise(self, nodes: Nodes, obj: Objective, iters: int) -> tuple[Relaxation, Relaxation]:
-        """Projected subgradient steps on (α, β) in float32; returns per node the float64 relaxation at the best
-        (α, β) seen, and the last float32 one. The nodes keep the last (α, β)."""
+    def optimise(self, nodes: Nodes, obj: Objective, iters: int, deadline: float = np.inf
+                 ) -> tuple[Relaxation, Relaxation]:
+        """Projected subgradient steps on (α, β) in float32, fewer once `deadline` passes; returns per node the
+        float64 relaxation at the best (α, β) seen, and the last float32 one. The nodes keep the last (α, β)."""
         fast = self.single
         rel = fast.backward(nodes, obj)
         best_bound = rel.bound
         best_alpha, best_beta = [a.copy() for a in nodes.alpha], [b.copy() for b in nodes.beta]
         for it in range(iters):
-            if np.all(best_bound < -100 * SOUNDNESS_MARGIN):  # float32: stop well below the margin
+            if np.all(best_bound < -100 * SOUNDNESS_MARGIN) or time.monotonic() > deadline:  # float32: well below
                 break
             step = 0.3 / (1 + it) ** 0.5
             for k in range(self.depth):
@@ -281,18 +288,19 @@ class TermBab:
         value, point = max_affine_relu_lp(problem, active, on, off, concave)
         return point if value >= 0 else None
 
-    def run(self, deadline: float, batch_size: int = 64, iters: int = 10) -> BabOutcome:
+    def run(self, deadline: float, iters: int = 10) -> BabOutcome:
         """Decide: ROBUST (proven max g < 0), FOUND (a replayed counterexample), TIMEOUT or UNKNOWN."""
         queue = [self.relax.root()]
+        size = batch_size(self.net)
         nodes_done = lps = 0
         while queue:
             if time.monotonic() > deadline:
                 return BabOutcome(BabStatus.TIMEOUT, None, nodes_done, lps)
-            take, queue = queue[-batch_size:], queue[:-batch_size]
+            take, queue = queue[-size:], queue[:-size]
             nodes = Nodes.stack(take)
             obj = Objective(np.tile(self.c, (len(take), 1)), np.full(len(take), self.c0), self.lo, self.hi)
             nodes_done += len(take)
-            best, rel = self.relax.optimise(nodes, obj, iters)
+            best, rel = self.relax.optimise(nodes, obj, iters, deadline)
             open_rows = [int(i) for i in np.flatnonzero(best.bound >= -SOUNDNESS_MARGIN)]
             for i in open_rows:
                 if self.is_counterexample(best.corner[i]):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advgap.adversarial import margin
-from advgap.verify.bab import SOUNDNESS_MARGIN, Nodes, Objective, SplitRelaxation
+from advgap.verify.bab import SOUNDNESS_MARGIN, Nodes, Objective, SplitRelaxation, batch_size
 from advgap.verify.bounds import LayerBounds
 from advgap.verify.milp import min_radius_affine_relu_lp
 from advgap.verify.network import ReluNet, dense
@@ -164,17 +164,18 @@ class DeltaSearch:
         if point is not None:
             self._offer(point, shrink)
 
-    def run(self, deadline: float, shrink: Shrink | None = None, batch_size: int = 64, iters: int = 5) -> bool:
+    def run(self, deadline: float, shrink: Shrink | None = None, iters: int = 5) -> bool:
         """Search until every node is closed (True) or the deadline passes (False)."""
+        size = batch_size(self.net)
         while self.open:
             if time.monotonic() > deadline:
                 return False
-            take = self._take(batch_size)
+            take = self._take(size)
             if take:
-                self._expand(take, shrink, iters)
+                self._expand(take, shrink, iters, deadline)
         return True
 
-    def _expand(self, take: list[tuple], shrink: Shrink | None, iters: int) -> None:
+    def _expand(self, take: list[tuple], shrink: Shrink | None, iters: int, deadline: float) -> None:
         """Bound a batch of nodes on the box of radius ρ; close the refuted ones, split the others."""
         self.nodes += len(take)
         rho = self.rho()
@@ -182,7 +183,7 @@ class DeltaSearch:
         ti = np.array([item[2] for item in take])
         obj = Objective(self.coef[ti], self.const[ti], np.clip(self.x0 - rho, 0, 1), np.clip(self.x0 + rho, 0, 1))
         nodes = Nodes.stack([item[3:] for item in take])
-        best, rel = self.relax.optimise(nodes, obj, iters)
+        best, rel = self.relax.optimise(nodes, obj, iters, deadline)
         bound = np.maximum(parent, rho)  # refuted on the ρ-box: no adversary closer than ρ in the node
         live = np.flatnonzero(best.bound >= -SOUNDNESS_MARGIN)
         if live.size:

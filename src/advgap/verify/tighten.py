@@ -45,6 +45,7 @@ from advgap.verify.milp import new_highs
 from advgap.verify.network import ReluNet, dense_rows
 
 log = logging.getLogger(__name__)
+ALPHA_ENTRIES = 2**22  # rows × ReLUs (up to the layer bounded) of one α-CROWN chunk: 32 MB per array
 INF = highspy.kHighsInf
 LP_MARGIN = 1e-9  # relative to the sum of |terms| of a recomputed Lagrangian bound: float64 rounding
 MILP_MARGIN = 1e-5  # absolute plus relative, on HiGHS's MIP dual bound (its node LPs are solved to ~1e-7)
@@ -223,8 +224,25 @@ def _alpha_stage(
     net: ReluNet, lowers: list, uppers: list, k: int, lo: np.ndarray, hi: np.ndarray, deadline: float,
     config: TightenConfig,
 ) -> int:
-    """Optimise the slopes for min and max of every unstable neuron of layer k (Adam, projected to [0, 1])."""
+    """Optimise the slopes for min and max of every unstable neuron of layer k, ALPHA_ENTRIES / (2 × the ReLUs
+    up to layer k) neurons at a time, until `deadline` (the neurons left keep their bounds)."""
     idx = np.flatnonzero(_unstable(lowers[k], uppers[k]))
+    width = sum(len(lowers[j]) for j in range(k + 1))
+    per_chunk = max(1, ALPHA_ENTRIES // (2 * width))
+    steps = 0
+    for start in range(0, len(idx), per_chunk):
+        if time.monotonic() >= deadline:
+            break
+        steps += _alpha_chunk(net, lowers, uppers, k, idx[start : start + per_chunk], lo, hi, deadline, config)
+    return steps
+
+
+def _alpha_chunk(
+    net: ReluNet, lowers: list, uppers: list, k: int, idx: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    deadline: float, config: TightenConfig,
+) -> int:
+    """The slopes for min and max of the neurons `idx` of layer k (Adam, projected to [0, 1]); their bounds
+    tightened in place. Returns the steps taken."""
     n = len(idx)
     coeffs = np.zeros((2 * n, len(lowers[k])))
     coeffs[np.arange(n), idx] = 1.0

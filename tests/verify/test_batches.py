@@ -1,0 +1,47 @@
+"""Branch-and-bound batches: fewer nodes at a time on wide nets, no slope steps after the deadline, and the bounds
+the steps lead to are float64 bounds of valid slopes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from advgap.verify.bab import BATCH_ENTRIES, Nodes, Objective, SplitRelaxation, batch_size
+from advgap.verify.bounds import crown_bounds
+from support.brute_force import random_net
+
+
+def test_batches_shrink_on_wide_nets():
+    assert batch_size(SimpleNamespace(hidden_sizes=(256, 256))) == 64
+    assert batch_size(SimpleNamespace(hidden_sizes=(23328, 18432, 9216, 4608, 2304))) == BATCH_ENTRIES // 57888
+    assert batch_size(SimpleNamespace(hidden_sizes=(10**7,))) == 1
+
+
+def _batch(seed: int) -> tuple[SplitRelaxation, Nodes, Objective]:
+    net = random_net(seed, 6, (8, 8), 3)
+    lo, hi = np.full(6, 0.2), np.full(6, 0.8)
+    relax = SplitRelaxation(net, crown_bounds(net, lo, hi))
+    nodes = Nodes.stack([relax.root() for _ in range(4)])
+    coef = np.random.default_rng(seed).normal(size=(4, 8))
+    return relax, nodes, Objective(coef, np.zeros(4), lo, hi)
+
+
+def test_no_slope_steps_after_the_deadline():
+    relax, nodes, obj = _batch(0)
+    alpha = [a.copy() for a in nodes.alpha]
+    best, _ = relax.optimise(nodes, obj, iters=10, deadline=0.0)  # long past
+    assert all(np.array_equal(a, b) for a, b in zip(alpha, nodes.alpha, strict=True))
+    np.testing.assert_allclose(best.bound, relax.backward(nodes, obj).bound, rtol=0, atol=0)
+
+
+def test_optimised_bounds_are_float64_and_no_looser():
+    for seed in range(3):
+        relax, nodes, obj = _batch(seed)
+        start = relax.backward(nodes, obj).bound
+        best, _ = relax.optimise(nodes, obj, iters=10)
+        assert best.bound.dtype == np.float64 and best.kappa.dtype == np.float64
+        slack = 1e-5 * (1 + np.abs(start))  # the steps rank slopes by float32 bounds
+        assert np.all(best.bound <= start + slack)
+        recomputed = relax.backward(Nodes(nodes.phase, nodes.alpha, nodes.beta), obj).bound  # the last slopes
+        assert np.all(best.bound <= recomputed + slack)
