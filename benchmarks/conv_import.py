@@ -15,7 +15,8 @@ process).
 
 Verify: for each net the working tree imports, the robustness properties of its first N correctly classified test
 images at each ε (VNN-LIB: the box [x − ε, x + ε] ∩ [0, 1]; violated when some other logit reaches the label's)
-through `advgap verify NET PROP --timeout T`, one process each (so each answer includes loading the net).
+through `advgap verify NET PROP --timeout T` of every engine that imports the net, one process each, one at a time
+(so each answer includes loading the net).
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def robustness_vnnlib(x: np.ndarray, label: int, eps: float, n_outputs: int = 10
     return "\n".join([*lines, "(assert (or", *terms, "))", ""])
 
 
-def verify_net(onnx_path: Path, pool: str, args: argparse.Namespace) -> list[dict]:
-    """`advgap verify` on the first N correctly classified test images at each ε."""
+def verify_net(onnx_path: Path, pool: str, args: argparse.Namespace, engine: str, src: Path) -> list[dict]:
+    """`advgap verify` of the engine at `src` on the first N correctly classified test images at each ε."""
     images, labels = mnist_arrays("test")
     chosen = np.flatnonzero(load_onnx(onnx_path).net.predict(images) == labels)[: args.n]
     rows = []
@@ -108,13 +109,14 @@ def verify_net(onnx_path: Path, pool: str, args: argparse.Namespace) -> list[dic
             prop.write_text(robustness_vnnlib(images[index].astype(np.float64), int(labels[index]), eps))
             start = time.monotonic()
             done = subprocess.run([sys.executable, "-m", "advgap", "verify", str(onnx_path), str(prop), "--timeout",
-                                   str(args.timeout)], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                                   str(args.timeout)], env={**os.environ, "PYTHONPATH": str(src)},
                                   capture_output=True, text=True, check=False)
             answer = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else f"exit {done.returncode}"
-            rows.append({"eps": eps, "index": int(index), "answer": answer, "wall": time.monotonic() - start,
+            rows.append({"engine": engine, "eps": eps, "index": int(index), "answer": answer,
+                         "wall": time.monotonic() - start,
                          "detail": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""})
-            print(f"  {pool} ε={eps:g} image {index}: {answer} ({rows[-1]['wall']:.1f} s) {rows[-1]['detail']}",
-                  flush=True)
+            print(f"  {engine}: {pool} ε={eps:g} image {index}: {answer} ({rows[-1]['wall']:.1f} s) "
+                  f"{rows[-1]['detail']}", flush=True)
     return rows
 
 
@@ -133,15 +135,17 @@ def import_table(results: dict[str, dict[str, dict]]) -> None:
 
 
 def verify_table(rows: dict[str, list[dict]], timeout: float) -> None:
-    print(f"| net | ε | properties | holds | violated | timeout/unknown | median s | max s |  (limit {timeout:g} s)")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    print(f"| net | engine | ε | properties | holds | violated | timeout/unknown | median s | max s |  "
+          f"(limit {timeout:g} s)")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
     for pool, net_rows in rows.items():
-        for eps in sorted({r["eps"] for r in net_rows}):
-            these = [r for r in net_rows if r["eps"] == eps]
-            count = {a: sum(r["answer"] == a for r in these) for a in ("holds", "violated")}
-            walls = sorted(r["wall"] for r in these)
-            print(f"| {pool} | {eps:g} | {len(these)} | {count['holds']} | {count['violated']} | "
-                  f"{len(these) - sum(count.values())} | {statistics.median(walls):.1f} | {walls[-1]:.1f} |")
+        for engine in dict.fromkeys(r["engine"] for r in net_rows):
+            for eps in sorted({r["eps"] for r in net_rows}):
+                these = [r for r in net_rows if r["eps"] == eps and r["engine"] == engine]
+                count = {a: sum(r["answer"] == a for r in these) for a in ("holds", "violated")}
+                walls = sorted(r["wall"] for r in these)
+                print(f"| {pool} | {engine} | {eps:g} | {len(these)} | {count['holds']} | {count['violated']} | "
+                      f"{len(these) - sum(count.values())} | {statistics.median(walls):.1f} | {walls[-1]:.1f} |")
 
 
 def main() -> None:
@@ -161,8 +165,9 @@ def main() -> None:
         engines[f"baseline {args.baseline}"] = worktree.resolve() / "src"
     nets = {pool: exported(pool, args.epochs, Path(args.cache)) for pool in ("avgpool", "maxpool")}
     imports = {pool: {key: measure_import(src, path) for key, src in engines.items()} for pool, path in nets.items()}
-    verified = {pool: verify_net(path, pool, args) for pool, path in nets.items()
-                if imports[pool]["new"].get("error", "") is None}
+    verified = {pool: [row for engine, src in engines.items() if imports[pool][engine].get("error", "") is None
+                       for row in verify_net(path, pool, args, engine, src)]
+                for pool, path in nets.items() if imports[pool]["new"].get("error", "") is None}
     print()
     import_table(imports)
     print()
