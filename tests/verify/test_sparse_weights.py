@@ -94,6 +94,17 @@ def test_network_file_and_weights_hash_do_not_depend_on_the_storage(tmp_path):
     assert weights_hash(loaded) == weights_hash(net) == weights_hash(_dense_twin(net))
 
 
+def test_a_network_file_with_corrupt_sparse_parts_is_refused(tmp_path):
+    net = ReluNet.from_layers(_sparse_layers(6, (784, 300, 10), 0.02))
+    save_net(tmp_path / "net.npz", net, {})
+    parts = dict(np.load(tmp_path / "net.npz"))
+    parts["W0.indices"] = parts["W0.indices"] + 1000  # past the 784 columns
+    np.savez(tmp_path / "bad.npz", **parts)
+    with pytest.raises(ModelFormatError, match=r"bad\.npz: layer 0: malformed sparse weight \(.*784") as caught:
+        load_net(tmp_path / "bad.npz")
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize(("n_inputs", "hidden"), [(3, (4, 3)), (12, (5, 4))])
 def test_engine_on_sparse_weights_agrees_with_brute_force(everything_sparse, seed, n_inputs, hidden):

@@ -104,7 +104,12 @@ class ReluNet:
             b = _real_array(b, k, "bias").reshape(-1)
             if sparse.issparse(w):
                 _real_array(w.data, k, "weight")
-                w = sparse.csr_array(w, dtype=np.float64, copy=True) if w.ndim == 2 else w
+                if w.ndim == 2:
+                    w = sparse.csr_array(w, dtype=np.float64, copy=True)
+                    try:
+                        w.check_format(full_check=True)  # out-of-range indices would crash the products below
+                    except ValueError as exc:
+                        raise ModelFormatError(f"layer {k}: malformed sparse weight ({exc})") from exc
             else:
                 w = _real_array(w, k, "weight")
             if w.ndim != 2:
