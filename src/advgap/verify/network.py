@@ -21,7 +21,7 @@ from scipy import sparse
 from advgap.errors import ModelFormatError
 
 MAX_ABS_WEIGHT = float(np.finfo(np.float32).max)
-SPARSE_DENSITY = 0.04  # a weight at most this dense is kept sparse: products with it are faster (BENCHMARKS.md)
+SPARSE_DENSITY = 0.06  # a weight at most this dense is kept sparse: products with it are faster (BENCHMARKS.md)
 SPARSE_MIN_ENTRIES = 2**16  # ... if it is at least this large
 
 Weight = np.ndarray | sparse.csr_array
