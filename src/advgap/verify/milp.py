@@ -23,7 +23,7 @@ import numpy as np
 
 from advgap.errors import SolverError
 from advgap.verify.bounds import LayerBounds
-from advgap.verify.network import ReluNet, dense_rows
+from advgap.verify.network import ReluNet, row_entries
 from advgap.verify.spec import Term
 
 log = logging.getLogger(__name__)
@@ -158,11 +158,11 @@ class NetworkMilp:
         w, b = self.net.weights[k], self.net.biases[k]
         post = self._add_cols(np.zeros(len(lower)), np.maximum(upper, 0.0))
         for j in range(len(lower)):
-            a, w_j = post[j], dense_rows(w, j)
-            cols = np.concatenate([[a], prev])
+            a, (nz, w_j) = post[j], row_entries(w, j)  # the row's non-zeros: the rows drop zeros anyway
+            cols = np.concatenate([[a], prev[nz]])
             if upper[j] <= 0:  # the column bounds pin a to 0
                 if forced_off is not None and forced_off[j]:
-                    self.rows.add(prev, w_j, -INF, -b[j])
+                    self.rows.add(prev[nz], w_j, -INF, -b[j])
                 continue
             if lower[j] >= 0:  # a = w x + b
                 self.rows.add(cols, np.concatenate([[1.0], -w_j]), b[j], b[j])
@@ -174,7 +174,7 @@ class NetworkMilp:
             s = self._add_cols(np.zeros(1), np.ones(1), integer=True)[0]
             self.rows.add(np.array([a, s]), np.array([1.0, -upper[j]]), -INF, 0.0)  # a <= u s
             # a <= z - l (1 - s)  <=>  a - w x - l s <= b - l
-            self.rows.add(np.concatenate([[a, s], prev]), np.concatenate([[1.0, -lower[j]], -w_j]), -INF,
+            self.rows.add(np.concatenate([[a, s], prev[nz]]), np.concatenate([[1.0, -lower[j]], -w_j]), -INF,
                           b[j] - lower[j])
         return post
 

@@ -6,7 +6,7 @@ W_k of shape (out, in) — PyTorch's `nn.Linear` layout. ReLU follows every laye
 
 A weight is a dense array, or a `scipy.sparse.csr_array` where few of its entries are non-zero (a convolution's
 matrix, a max-pool tree level): products with dense arrays (`h @ W.T`, `ν @ W`, `W @ m`) give dense arrays either
-way; `positive_part`, `negative_part` and `dense_rows` cover the rest.
+way; `positive_part`, `negative_part`, `dense_rows` and `row_entries` cover the rest.
 """
 
 from __future__ import annotations
@@ -41,8 +41,17 @@ def dense_rows(w: Weight, rows: np.ndarray | int | slice) -> np.ndarray:
     """W[rows] as a dense array (any index numpy takes on the first axis)."""
     if not sparse.issparse(w):
         return w[rows]
-    index = np.arange(w.shape[0])[rows]
+    index = np.arange(*rows.indices(w.shape[0])) if isinstance(rows, slice) else np.asarray(rows)
     return w[index.reshape(-1)].toarray().reshape(*index.shape, w.shape[1])
+
+
+def row_entries(w: Weight, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns and values of the non-zeros of row `row` (what a solver's sparse row takes)."""
+    if sparse.issparse(w):
+        span = slice(w.indptr[row], w.indptr[row + 1])
+        return w.indices[span], w.data[span]
+    cols = np.flatnonzero(w[row])
+    return cols, w[row, cols]
 
 
 def dense(w: Weight) -> np.ndarray:

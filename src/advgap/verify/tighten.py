@@ -42,7 +42,7 @@ import numpy as np
 
 from advgap.verify.bounds import LayerBounds, back_substitute, crown_bounds, crown_layer, relu_relaxation
 from advgap.verify.milp import new_highs
-from advgap.verify.network import ReluNet, dense_rows
+from advgap.verify.network import ReluNet, dense_rows, row_entries
 
 log = logging.getLogger(__name__)
 ALPHA_ENTRIES = 2**22  # rows × ReLUs (up to the layer bounded) of one α-CROWN chunk: 32 MB per array
@@ -312,13 +312,15 @@ class _ReluModel:
         active, unstable = lower >= 0, _unstable(lower, upper)
         h = self._cols(np.where(active, lower, 0.0), np.maximum(upper, 0.0))
         for i in np.flatnonzero(active):
-            self._row(np.concatenate([[h[i]], prev]), np.concatenate([[1.0], -dense_rows(w, i)]), b[i], b[i])
+            cols, vals = row_entries(w, i)
+            self._row(np.concatenate([[h[i]], prev[cols]]), np.concatenate([[1.0], -vals]), b[i], b[i])
         unst = np.flatnonzero(unstable)
         z = self._cols(lower[unst], upper[unst])
         d = self._cols(np.zeros(len(unst)), np.ones(len(unst))) if self.binaries else None
         for t, i in enumerate(unst):
             lo_i, up_i = lower[i], upper[i]
-            self._row(np.concatenate([[z[t]], prev]), np.concatenate([[1.0], -dense_rows(w, i)]), b[i], b[i])
+            cols, vals = row_entries(w, i)
+            self._row(np.concatenate([[z[t]], prev[cols]]), np.concatenate([[1.0], -vals]), b[i], b[i])
             self._row(np.array([h[i], z[t]]), np.array([1.0, -1.0]), 0.0, INF)
             if d is None:
                 s = up_i / (up_i - lo_i)
