@@ -45,3 +45,25 @@ def test_optimised_bounds_are_float64_and_no_looser():
         assert np.all(best.bound <= start + slack)
         recomputed = relax.backward(Nodes(nodes.phase, nodes.alpha, nodes.beta), obj).bound  # the last slopes
         assert np.all(best.bound <= recomputed + slack)
+
+
+def test_on_box_makes_the_first_layer_exact_and_keeps_the_bound_sound():
+    """Nodes bounded on a box inside the bounds' box: first-layer bounds exact there, deeper ones as they were,
+    and the node bounds no looser and still above g at sampled points of the smaller box."""
+    net = random_net(3, 6, (8, 8), 3)
+    relax, nodes, _ = _batch(3)
+    lo, hi = np.full(6, 0.4), np.full(6, 0.6)
+    small = relax.on_box(lo, hi)
+    w, b = net.weights[0], net.biases[0]
+    np.testing.assert_allclose(small.lower[0], np.maximum(w, 0) @ lo + np.minimum(w, 0) @ hi + b, atol=1e-12)
+    np.testing.assert_allclose(small.upper[0], np.maximum(w, 0) @ hi + np.minimum(w, 0) @ lo + b, atol=1e-12)
+    assert all(np.array_equal(a, c) for a, c in zip(small.lower[1:], relax.lower[1:], strict=True))
+    coef = np.random.default_rng(3).normal(size=(4, 8))
+    obj = Objective(coef, np.zeros(4), lo, hi)
+    tight, loose = small.backward(nodes, obj).bound, relax.backward(nodes, obj).bound
+    assert np.all(tight <= loose + 1e-9) and np.any(tight < loose - 1e-6)
+    xs = np.random.default_rng(4).uniform(lo, hi, size=(2000, 6))
+    h = xs
+    for k in range(2):
+        h = np.maximum(h @ net.weights[k].T + net.biases[k], 0)
+    assert np.all((h @ coef.T).max(axis=0) <= tight + 1e-9)

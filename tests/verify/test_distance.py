@@ -12,6 +12,7 @@ import advgap.verify.distance as distance
 import advgap.verify.parallel as parallel
 from advgap.formats.onnx_import import load_onnx
 from advgap.verify.api import min_linf_distance
+from advgap.verify.bab import SplitRelaxation
 from advgap.verify.delta_bab import reach_radius
 from advgap.verify.result import DistanceStatus
 from support.brute_force import brute_force_min_distance, random_net
@@ -117,6 +118,22 @@ def test_tightened_bounds_path_runs_and_stays_exact(monkeypatch):
     reference = milp_min_distance(net, x, label, (label + 1) % 4)
     assert result.status is DistanceStatus.EXACT
     assert result.lower - 1e-6 <= reference <= result.upper + 1e-6
+
+
+def test_nodes_bounded_below_the_bounds_radius_use_exact_first_layer_bounds(monkeypatch):
+    """Once the incumbent falls below the radius of the intermediate bounds, batches are bounded with the first
+    layer made exact on their own box (`SplitRelaxation.on_box`), and the answer stays exact."""
+    calls = []
+    real = SplitRelaxation.on_box
+    monkeypatch.setattr(SplitRelaxation, "on_box", lambda self, lo, hi: calls.append(hi - lo) or real(self, lo, hi))
+    for seed in range(4):
+        net = random_net(seed, 3, (6,))
+        x = np.random.default_rng(seed + 1).random(3)
+        label = int(net.predict(x))
+        targets = [t for t in range(3) if t != label]
+        result = min_linf_distance(net, x, label, timeout=30, tol=TOL)
+        assert_exact_interval(net, x, label, result, brute_force_min_distance(net, x, label, targets), TOL)
+    assert calls, "no batch was bounded on a box smaller than the bounds' one"
 
 
 def test_parallel_path_runs_and_merges_soundly(monkeypatch):

@@ -25,7 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
-from advgap.verify.bounds import LayerBounds, back_substitute
+from advgap.verify.bounds import LayerBounds, back_substitute, box_min
 from advgap.verify.milp import AffineReluProblem, max_affine_relu_lp
 from advgap.verify.network import ReluNet
 from advgap.verify.spec import Term
@@ -61,7 +61,7 @@ class Relaxation:
     pre-activations ẑ_k at the corner, and the relaxation lines."""
 
     bound: np.ndarray
-    corner: np.ndarray
+    corner: np.ndarray | None  # None when computed without the relaxed forward pass (`Objective.corner` gives it)
     kappa: np.ndarray
     nu_in: np.ndarray
     nus: list[np.ndarray]
@@ -114,6 +114,15 @@ class Objective:
     def rows(self, idx: np.ndarray) -> Objective:
         return Objective(self.coef[idx], self.const[idx], self.lo, self.hi)
 
+    def box_max(self, nu: np.ndarray) -> np.ndarray:
+        """Per row, max of nu·x over the box, in nu's precision."""
+        lo, hi = self.lo.astype(nu.dtype, copy=False), self.hi.astype(nu.dtype, copy=False)
+        return np.maximum(nu, 0) @ hi + np.minimum(nu, 0) @ lo
+
+    def corner(self, nu: np.ndarray) -> np.ndarray:
+        """Per row, the box corner where nu·x is largest, in nu's precision."""
+        return np.where(nu > 0, self.hi.astype(nu.dtype, copy=False), self.lo.astype(nu.dtype, copy=False))
+
 
 class SplitRelaxation:
     """The CROWN/β relaxation of `net` under ReLU splits, with intermediate bounds fixed to the root's.
@@ -132,6 +141,15 @@ class SplitRelaxation:
         self.active = [lo_k >= 0 for lo_k in bounds.lower]
         self.slope = [np.where(un, up / np.where(un, up - lo_k, 1.0), 0.0).astype(dtype)
                       for un, lo_k, up in zip(self.unstable, bounds.lower, bounds.upper, strict=True)]
+
+    def on_box(self, lo: np.ndarray, hi: np.ndarray) -> SplitRelaxation:
+        """The relaxation for nodes bounded on [lo, hi], a box inside the one of the bounds: the first layer's
+        pre-activation bounds, affine in x, are made exact there (deeper layers keep theirs)."""
+        w, b = self.net.weights[0], self.net.biases[0]
+        b0 = self._bounds
+        lower = np.maximum(b0.lower[0], box_min(w, lo, hi) + b)
+        upper = np.minimum(b0.upper[0], -box_min(-w, lo, hi) + b)
+        return SplitRelaxation(self.net, LayerBounds((lower, *b0.lower[1:]), (upper, *b0.upper[1:])), self.dtype)
 
     @cached_property
     def single(self) -> SplitRelaxation:
@@ -164,13 +182,14 @@ class SplitRelaxation:
 
         coef = np.asarray(obj.coef, dtype=self.dtype)
         nu, kappa = back_substitute(self.net, coef, obj.const.astype(self.dtype), self.depth - 1, relax)
-        corner = np.where(nu > 0, obj.hi, obj.lo).astype(self.dtype, copy=False)
-        bound = kappa + np.einsum("bi,bi->b", nu, corner)
-        zhat, h = [], corner
-        for k in range(self.depth if relaxed_forward else 0):
-            z = h @ self.net.weights_t[k] + self.net.biases[k]
-            zhat.append(z)
-            h = slopes[k] * z + icpts[k]
+        bound = kappa + obj.box_max(nu)
+        zhat, corner = [], None
+        if relaxed_forward:
+            corner = h = obj.corner(nu)
+            for k in range(self.depth):
+                z = h @ self.net.weights_t[k] + self.net.biases[k]
+                zhat.append(z)
+                h = slopes[k] * z + icpts[k]
         return Relaxation(bound, corner, kappa, nu, nus, zhat, slopes, icpts)
 
     def optimise(self, nodes: Nodes, obj: Objective, iters: int, deadline: float = np.inf
@@ -303,8 +322,9 @@ class TermBab:
             best, rel = self.relax.optimise(nodes, obj, iters, deadline)
             open_rows = [int(i) for i in np.flatnonzero(best.bound >= -SOUNDNESS_MARGIN)]
             for i in open_rows:
-                if self.is_counterexample(best.corner[i]):
-                    return BabOutcome(BabStatus.FOUND, best.corner[i], nodes_done, lps)
+                corner = obj.corner(best.nu_in[i])
+                if self.is_counterexample(corner):
+                    return BabOutcome(BabStatus.FOUND, corner, nodes_done, lps)
             for i, split in zip(open_rows, self.relax.choose_splits(nodes, open_rows, rel, obj), strict=True):
                 if split is None:
                     lps += 1

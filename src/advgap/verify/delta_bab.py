@@ -5,7 +5,8 @@ one of the targets t.
 
 Intermediate bounds are computed once on the box of radius R (at least the incumbent distance), so they hold on
 every smaller box and for every target. A node (ReLU splits of one target) is bounded by the split relaxation of
-`advgap.verify.bab` on the box of radius ρ = upper − tol: if that bound stays below 0 the node holds no adversary
+`advgap.verify.bab` on the box of radius ρ = upper − tol, the first layer's bounds made exact on that box
+(`SplitRelaxation.on_box`): if that bound stays below 0 the node holds no adversary
 closer than ρ; otherwise its affine bound κ + ν·x of g gives, in closed form, the smallest radius at which it can
 reach 0 (`reach_radius`), a proven lower bound on the minimal distance inside the node. Nodes are split best first
 (smallest lower bound) until every node is closed. Each open node's box corner and lower-bound point are replayed
@@ -98,6 +99,7 @@ class DeltaSearch:
         self.net, self.x0, self.label, self.targets = net, x0, label, list(targets)
         self.incumbent, self.radius, self.tol = incumbent, radius, tol
         self.relax = SplitRelaxation(net, bounds)
+        self._on_box: tuple[float, SplitRelaxation] | None = None
         w, b = dense(net.weights[-1]), net.biases[-1]
         self.coef = np.stack([w[t] - w[label] for t in self.targets])
         self.const = np.array([b[t] - b[label] for t in self.targets])
@@ -113,7 +115,7 @@ class DeltaSearch:
 
         The open nodes stay valid: their splits, (α, β) and lower bounds do not depend on the bounds used."""
         self.relax = SplitRelaxation(self.net, bounds)
-        self.radius = radius
+        self.radius, self._on_box = radius, None
 
     def rho(self) -> float:
         """The radius a node must be refuted on: upper − tol, within [0, R]."""
@@ -133,7 +135,8 @@ class DeltaSearch:
         self.incumbent.closed = min(self.incumbent.closed, bound)
 
     def _offer(self, point: np.ndarray, shrink: Shrink | None) -> None:
-        """Make `point` the witness if it replays as adversarial for some target and is closer."""
+        """Make `point`, or the closer witness `shrink` finds from it, the witness if it replays as adversarial for
+        some target and is closer."""
         point = np.clip(point, 0.0, 1.0)
         if target_margins(self.net, point, self.label, self.targets).max() < 0:
             return
@@ -141,8 +144,17 @@ class DeltaSearch:
         distance = float(np.abs(point - self.x0).max())
         if distance >= inc.upper:
             return
-        best = point if shrink is None or distance >= inc.upper - self.tol else shrink(point)
+        best = point if shrink is None else shrink(point)
         inc.improve(float(np.abs(best - self.x0).max()), best, closest_target(self.net, best, self.label, self.targets))
+
+    def _relax_on(self, rho: float, obj: Objective) -> SplitRelaxation:
+        """The relaxation for a batch bounded on the ρ-box `obj` (ρ <= R): `SplitRelaxation.on_box` once ρ is
+        below R, kept until ρ changes."""
+        if rho >= self.radius:
+            return self.relax
+        if self._on_box is None or self._on_box[0] != rho:
+            self._on_box = (rho, self.relax.on_box(obj.lo, obj.hi))
+        return self._on_box[1]
 
     def _take(self, batch_size: int) -> list[tuple]:
         take, rho = [], self.rho()
@@ -154,13 +166,14 @@ class DeltaSearch:
                 take.append(item)
         return take
 
-    def _leaf(self, ti: int, phase: list[np.ndarray], bound: float, shrink: Shrink | None) -> None:
-        """Settle a leaf by one LP: its exact minimal radius closes it, its optimum is offered as a witness."""
-        lo, hi = np.clip(self.x0 - self.radius, 0, 1), np.clip(self.x0 + self.radius, 0, 1)
-        problem, active, on, off, concave = self.relax.leaf_problem(phase, self.coef[ti], float(self.const[ti]),
-                                                                    lo, hi)
+    def _leaf(self, relax: SplitRelaxation, obj: Objective, rho: float, ti: int, phase: list[np.ndarray],
+              bound: float, shrink: Shrink | None) -> None:
+        """Settle a leaf by one LP on the ρ-box of `obj`: its exact minimal radius (ρ if it has none within ρ)
+        closes it, its optimum is offered as a witness."""
+        problem, active, on, off, concave = relax.leaf_problem(phase, self.coef[ti], float(self.const[ti]),
+                                                               obj.lo, obj.hi)
         radius, point = min_radius_affine_relu_lp(problem, active, on, off, concave, self.x0)
-        self._close(max(bound, radius - LP_MARGIN))
+        self._close(max(bound, min(radius - LP_MARGIN, rho)))
         if point is not None:
             self._offer(point, shrink)
 
@@ -183,20 +196,21 @@ class DeltaSearch:
         ti = np.array([item[2] for item in take])
         obj = Objective(self.coef[ti], self.const[ti], np.clip(self.x0 - rho, 0, 1), np.clip(self.x0 + rho, 0, 1))
         nodes = Nodes.stack([item[3:] for item in take])
-        best, rel = self.relax.optimise(nodes, obj, iters, deadline)
+        relax = self._relax_on(rho, obj)
+        best, rel = relax.optimise(nodes, obj, iters, deadline)
         bound = np.maximum(parent, rho)  # refuted on the ρ-box: no adversary closer than ρ in the node
         live = np.flatnonzero(best.bound >= -SOUNDNESS_MARGIN)
-        if live.size:
-            reach = reach_radius(best.nu_in[live], best.kappa[live], self.x0, self.radius, -SOUNDNESS_MARGIN)
-            bound[live] = np.maximum(parent[live], reach)
-            self._offer_candidates(best.corner[live], best.nu_in[live], bound[live], shrink)
-        rho = self.rho()  # offers may have lowered the incumbent
+        if live.size:  # the affine bound holds on the ρ-box, where it reaches 0
+            reach = reach_radius(best.nu_in[live], best.kappa[live], self.x0, rho, -SOUNDNESS_MARGIN)
+            bound[live] = np.maximum(parent[live], np.minimum(reach, rho))
+            self._offer_candidates(obj.corner(best.nu_in[live]), best.nu_in[live], bound[live], shrink)
+        box_rho, rho = rho, self.rho()  # offers may have lowered the incumbent
         open_rows = [int(i) for i in np.flatnonzero(bound < rho)]
         for i in np.flatnonzero(bound >= rho):
             self._close(float(bound[i]))
-        for i, split in zip(open_rows, self.relax.choose_splits(nodes, open_rows, rel, obj), strict=True):
+        for i, split in zip(open_rows, relax.choose_splits(nodes, open_rows, rel, obj), strict=True):
             if split is None:
-                self._leaf(int(ti[i]), nodes.phases(i), float(bound[i]), shrink)
+                self._leaf(relax, obj, box_rho, int(ti[i]), nodes.phases(i), float(bound[i]), shrink)
             else:
                 for child in nodes.children(i, *split):
                     self._push(float(bound[i]), int(ti[i]), child)
@@ -209,5 +223,6 @@ class DeltaSearch:
         points = np.concatenate([corner, self.x0 + np.sign(toward) * step])
         logits = self.net.forward(points)
         gain = logits[:, self.targets].max(axis=1) - logits[:, self.label]
-        for i in np.flatnonzero(gain >= 0):
-            self._offer(points[i], shrink)
+        hits = np.flatnonzero(gain >= 0)
+        if hits.size:  # the closest one; PGD from it (`shrink`) is what finds the closer ones
+            self._offer(points[hits[np.argmin(np.abs(points[hits] - self.x0).max(axis=1))]], shrink)
