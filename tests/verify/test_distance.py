@@ -13,7 +13,7 @@ import advgap.verify.parallel as parallel
 from advgap.formats.onnx_import import load_onnx
 from advgap.verify.api import min_linf_distance
 from advgap.verify.bab import SplitRelaxation
-from advgap.verify.delta_bab import reach_radius
+from advgap.verify.delta_bab import PixelRooms
 from advgap.verify.result import DistanceStatus
 from support.brute_force import brute_force_min_distance, random_net
 from support.intervals import assert_exact_interval
@@ -28,12 +28,12 @@ def _support(nu: np.ndarray, kappa: float, x0: np.ndarray, delta: float) -> floa
     return kappa + float(np.maximum(nu * lo, nu * hi).sum())
 
 
-def test_reach_radius_is_the_first_radius_where_the_bound_reaches_the_level():
+def test_reach_is_the_first_radius_where_the_bound_reaches_the_level():
     rng = np.random.default_rng(0)
     x0 = np.where(rng.random(30) < 0.3, 0.0, rng.random(30))  # pixels at 0 have no room downwards
     nu = rng.normal(size=(200, 30))
     kappa = rng.normal(scale=3.0, size=200) - 2.0
-    radius = reach_radius(nu, kappa, x0, limit=0.5, level=-1e-7)
+    radius = PixelRooms(x0).reach(nu, kappa, limit=0.5, level=-1e-7)
     assert np.isfinite(radius).any() and np.isinf(radius).any() and (radius == 0).any()
     for r, n, k in zip(radius, nu, kappa, strict=True):
         if np.isinf(r):
@@ -154,12 +154,12 @@ def test_parallel_path_runs_and_merges_soundly(monkeypatch):
 
 
 def test_timeout_is_honoured_with_a_certified_interval():
-    net = random_net(11, 20, (40, 40, 40), n_outputs=10)
+    net = random_net(11, 20, (80, 80, 80), n_outputs=10)  # 150 unstable ReLUs: far from settled in 1 s
     x = np.random.default_rng(11).random(20)
     label = int(net.predict(x))
     result = min_linf_distance(net, x, label, timeout=1.0, tol=1e-9)
     assert result.seconds <= 1.5
-    assert result.status in (DistanceStatus.TIMEOUT, DistanceStatus.EXACT)
+    assert result.status is DistanceStatus.TIMEOUT
     assert 0.0 <= result.lower <= result.upper
 
 

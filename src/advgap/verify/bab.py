@@ -222,9 +222,9 @@ class SplitRelaxation:
         return self.backward(Nodes(nodes.phase, best_alpha, best_beta), obj, relaxed_forward=False), rel
 
     def _candidates(self, nodes: Nodes, rows: list[int], rel: Relaxation, obj: Objective,
-                    top: int) -> list[list[tuple[int, int]]]:
-        """Per node of `rows`, up to `top` free needed neurons (layer, index) by intercept score ν⁺ s (−l)
-        (BaBSR-like), best first; [] at a leaf."""
+                    top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per node of `rows`, up to `top` free needed neurons by intercept score ν⁺ s (−l) (BaBSR-like), best
+        first: their layers and indices (len(rows), top) and which of them exist (none at a leaf)."""
         scores = []
         for k in range(self.depth):
             free = (nodes.phase[k][rows] == 0) & self.unstable[k]
@@ -238,32 +238,31 @@ class SplitRelaxation:
         best = np.argsort(-flat, axis=1, kind="stable")[:, :top]
         offsets = np.cumsum([0, *self.net.hidden_sizes])
         layer = np.searchsorted(offsets, best, side="right") - 1
-        chosen = np.isfinite(np.take_along_axis(flat, best, axis=1))
-        return [[(int(k), int(j - offsets[k])) for k, j, ok in zip(ks, js, oks, strict=True) if ok]
-                for ks, js, oks in zip(layer, best, chosen, strict=True)]
+        return layer, best - offsets[layer], np.isfinite(np.take_along_axis(flat, best, axis=1))
 
     def choose_splits(self, nodes: Nodes, rows: list[int], rel: Relaxation, obj: Objective,
                       top: int = 8) -> list[tuple[int, int] | None]:
         """Filtered smart branching: per node, of its `top` candidates the split whose two child bounds sum lowest,
         judged by one bound evaluation of all candidate children with the parent's (α, β); None at a leaf."""
-        options = self._candidates(nodes, rows, rel, obj, top) if rows else []
-        owner = np.array([i for i, cands in zip(rows, options, strict=True) for _ in cands for _ in (0, 1)], int)
-        if not owner.size:
+        if not rows:
+            return []
+        layer, index, ok = self._candidates(nodes, rows, rel, obj, top)
+        node, slot = np.nonzero(ok)  # one entry per candidate, node by node
+        if not node.size:
             return [None] * len(rows)
+        owner = np.repeat(np.asarray(rows)[node], 2)  # the inactive child, then the active one
+        ks, js = np.repeat(layer[node, slot], 2), np.repeat(index[node, slot], 2)
+        signs = np.tile(np.array([-1, 1], np.int8), node.size)
         trial = nodes.take(owner)
-        splits = [(k, j, sign) for cands in options for k, j in cands for sign in (-1, 1)]
-        for r, (k, j, sign) in enumerate(splits):
-            trial.phase[k][r, j] = sign
+        for k in range(self.depth):
+            at = np.flatnonzero(ks == k)
+            trial.phase[k][at, js[at]] = signs[at]
         children = self.single.backward(trial, obj.rows(owner), relaxed_forward=False)
-        pair_sum = children.bound.reshape(-1, 2).sum(axis=1)
-        choices, at = [], 0
-        for cands in options:
-            if not cands:
-                choices.append(None)
-                continue
-            choices.append(cands[int(np.argmin(pair_sum[at : at + len(cands)]))])
-            at += len(cands)
-        return choices
+        pair_sum = np.full(ok.shape, np.inf)
+        pair_sum[node, slot] = children.bound.reshape(-1, 2).sum(axis=1)
+        pick = np.argmin(pair_sum, axis=1)
+        has = ok.any(axis=1)
+        return [(int(layer[r, pick[r]]), int(index[r, pick[r]])) if has[r] else None for r in range(len(rows))]
 
     def leaf_problem(self, phase: list[np.ndarray], coef: np.ndarray, const: float, lo: np.ndarray,
                      hi: np.ndarray) -> tuple[AffineReluProblem, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ every smaller box and for every target. A node (ReLU splits of one target) is bo
 `advgap.verify.bab` on the box of radius ρ = upper − tol, the first layer's bounds made exact on that box
 (`SplitRelaxation.on_box`): if that bound stays below 0 the node holds no adversary
 closer than ρ; otherwise its affine bound κ + ν·x of g gives, in closed form, the smallest radius at which it can
-reach 0 (`reach_radius`), a proven lower bound on the minimal distance inside the node. Nodes are split best first
+reach 0 (`PixelRooms.reach`), a proven lower bound on the minimal distance inside the node. Nodes are split best first
 (smallest lower bound) until every node is closed. Each open node's box corner and lower-bound point are replayed
 as candidate adversaries; a leaf (every needed neuron split) is one LP minimising the radius exactly.
 
@@ -35,30 +35,41 @@ from advgap.verify.network import ReluNet, dense
 LP_MARGIN = 1e-6  # a leaf LP's optimal radius counts as a lower bound only after subtracting this
 
 
-def reach_radius(nu: np.ndarray, kappa: np.ndarray, x0: np.ndarray, limit: float, level: float) -> np.ndarray:
-    """Per row i, the smallest δ in [0, limit] with κ_i + max{ν_i·x : x in [0,1]^n, ‖x − x0‖∞ <= δ} >= level.
+class PixelRooms:
+    """The room each pixel of x0 has inside [0, 1], upwards (1 − x0_j) and downwards (x0_j), sorted once and
+    grouped by value (MNIST's background pixels share one), so that `reach` needs no per-row sort."""
 
-    inf where even δ = limit stays below `level`. The maximum is κ + ν·x0 + Σ_j |ν_j| min(δ, cap_j) with cap_j the
-    room of pixel j in the direction of ν_j, a concave increasing piecewise-linear function of δ, solved exactly
-    between its sorted breakpoints.
-    """
-    weight = np.abs(nu)
-    cap = np.minimum(np.where(nu > 0, 1.0 - x0, x0), limit)
-    order = np.argsort(cap, axis=1)
-    caps = np.take_along_axis(cap, order, axis=1)
-    weights = np.take_along_axis(weight, order, axis=1)
-    f0 = kappa + nu @ x0
-    prefix = np.cumsum(weights * caps, axis=1)  # Σ_{i<=j} w_i c_i
-    suffix = weights.sum(axis=1, keepdims=True) - np.cumsum(weights, axis=1)  # Σ_{i>j} w_i
-    reached = f0[:, None] + prefix + caps * suffix >= level  # f(c_j) >= level
-    first = np.argmax(reached, axis=1)
-    rows = np.arange(len(f0))
-    below_prefix = prefix[rows, first] - (weights * caps)[rows, first]  # Σ_{i<j} w_i c_i
-    slope = suffix[rows, first] + weights[rows, first]  # Σ_{i>=j} w_i
-    delta = (level - f0 - below_prefix) / np.where(slope > 0, slope, 1.0)
-    delta = np.clip(delta, 0.0, caps[rows, first])
-    delta = np.where(reached.any(axis=1), delta, np.inf)
-    return np.where(f0 >= level, 0.0, delta)
+    def __init__(self, x0: np.ndarray):
+        rooms = np.concatenate([1.0 - x0, x0])
+        self.x0, self.order = x0, np.argsort(rooms, kind="stable")
+        ordered = rooms[self.order]
+        self.starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+        self.rooms = ordered[self.starts]  # the distinct rooms, increasing
+
+    def reach(self, nu: np.ndarray, kappa: np.ndarray, limit: float, level: float) -> np.ndarray:
+        """Per row i, the smallest δ in [0, limit] with κ_i + max{ν_i·x : x in [0,1]^n, ‖x − x0‖∞ <= δ} >= level.
+
+        inf where even δ = limit stays below `level`. The maximum is κ + ν·x0 + Σ_g w_g min(δ, cap_g) over the
+        groups g of pixel directions with one room (pixel j upwards weighs max(ν_j, 0), downwards max(−ν_j, 0)),
+        cap_g that room capped at `limit`: a concave increasing piecewise-linear function of δ, solved exactly
+        between its breakpoints (the sorted caps).
+        """
+        slots = np.concatenate([np.maximum(nu, 0.0), np.maximum(-nu, 0.0)], axis=1)[:, self.order]
+        weights = np.add.reduceat(slots, self.starts, axis=1)
+        caps = np.minimum(self.rooms, limit)
+        f0 = kappa + nu @ self.x0
+        prefix = np.cumsum(weights * caps, axis=1)  # Σ_{g<=j} w_g c_g
+        suffix = weights.sum(axis=1, keepdims=True) - np.cumsum(weights, axis=1)  # Σ_{g>j} w_g
+        reached = f0[:, None] + prefix + caps * suffix >= level  # f(c_j) >= level
+        first = np.argmax(reached, axis=1)
+        rows = np.arange(len(f0))
+        w_first = weights[rows, first]
+        below_prefix = prefix[rows, first] - w_first * caps[first]  # Σ_{g<j} w_g c_g
+        slope = suffix[rows, first] + w_first  # Σ_{g>=j} w_g
+        delta = (level - f0 - below_prefix) / np.where(slope > 0, slope, 1.0)
+        delta = np.clip(delta, 0.0, caps[first])
+        delta = np.where(reached.any(axis=1), delta, np.inf)
+        return np.where(f0 >= level, 0.0, delta)
 
 
 def target_margins(net: ReluNet, point: np.ndarray, label: int, targets: Sequence[int]) -> np.ndarray:
@@ -100,6 +111,7 @@ class DeltaSearch:
         self.incumbent, self.radius, self.tol = incumbent, radius, tol
         self.relax = SplitRelaxation(net, bounds)
         self._on_box: tuple[float, SplitRelaxation] | None = None
+        self.rooms = PixelRooms(x0)
         w, b = dense(net.weights[-1]), net.biases[-1]
         self.coef = np.stack([w[t] - w[label] for t in self.targets])
         self.const = np.array([b[t] - b[label] for t in self.targets])
@@ -172,7 +184,8 @@ class DeltaSearch:
         closes it, its optimum is offered as a witness."""
         problem, active, on, off, concave = relax.leaf_problem(phase, self.coef[ti], float(self.const[ti]),
                                                                obj.lo, obj.hi)
-        radius, point = min_radius_affine_relu_lp(problem, active, on, off, concave, self.x0)
+        radius, point = min_radius_affine_relu_lp(problem, active, on, off, concave, self.x0,
+                                                  witness_below=self.incumbent.upper)
         self._close(max(bound, min(radius - LP_MARGIN, rho)))
         if point is not None:
             self._offer(point, shrink)
@@ -201,7 +214,7 @@ class DeltaSearch:
         bound = np.maximum(parent, rho)  # refuted on the ρ-box: no adversary closer than ρ in the node
         live = np.flatnonzero(best.bound >= -SOUNDNESS_MARGIN)
         if live.size:  # the affine bound holds on the ρ-box, where it reaches 0
-            reach = reach_radius(best.nu_in[live], best.kappa[live], self.x0, rho, -SOUNDNESS_MARGIN)
+            reach = self.rooms.reach(best.nu_in[live], best.kappa[live], rho, -SOUNDNESS_MARGIN)
             bound[live] = np.maximum(parent[live], np.minimum(reach, rho))
             self._offer_candidates(obj.corner(best.nu_in[live]), best.nu_in[live], bound[live], shrink)
         box_rho, rho = rho, self.rho()  # offers may have lowered the incumbent

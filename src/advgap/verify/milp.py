@@ -57,26 +57,31 @@ def new_highs() -> highspy.Highs:
 class _Rows:
     """Sparse rows lower <= sum(values * x[cols]) <= upper, collected before one `addRows` call."""
 
-    lower: list[float] = field(default_factory=list)
-    upper: list[float] = field(default_factory=list)
+    lower: list[np.ndarray] = field(default_factory=list)
+    upper: list[np.ndarray] = field(default_factory=list)
+    lengths: list[np.ndarray] = field(default_factory=list)  # non-zeros per row
     cols: list[np.ndarray] = field(default_factory=list)
     vals: list[np.ndarray] = field(default_factory=list)
 
     def add(self, cols: np.ndarray, vals: np.ndarray, lower: float, upper: float) -> None:
+        self.add_block(np.asarray(cols)[None], np.asarray(vals)[None], np.array([lower]), np.array([upper]))
+
+    def add_block(self, cols: np.ndarray, vals: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Rows i with lower[i] <= sum(vals[i] * x[cols[i]]) <= upper[i] (cols, vals of shape (rows, k))."""
         keep = vals != 0
-        self.cols.append(np.asarray(cols, dtype=np.int32)[keep])
+        self.cols.append(np.asarray(cols, dtype=np.int32)[keep])  # row by row
         self.vals.append(np.asarray(vals, dtype=np.float64)[keep])
-        self.lower.append(lower)
-        self.upper.append(upper)
+        self.lengths.append(keep.sum(axis=1))
+        self.lower.append(np.asarray(lower, dtype=np.float64))
+        self.upper.append(np.asarray(upper, dtype=np.float64))
 
     def flush(self, h: highspy.Highs) -> None:
         if not self.lower:
             return
-        starts = np.cumsum([0] + [len(c) for c in self.cols[:-1]]).astype(np.int32)
-        h.addRows(
-            len(self.lower), np.array(self.lower), np.array(self.upper), int(sum(len(c) for c in self.cols)),
-            starts, np.concatenate(self.cols), np.concatenate(self.vals),
-        )
+        lengths = np.concatenate(self.lengths)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int32)
+        h.addRows(len(lengths), np.concatenate(self.lower), np.concatenate(self.upper), int(lengths.sum()), starts,
+                  np.concatenate(self.cols), np.concatenate(self.vals))
 
 
 @dataclass(frozen=True)
@@ -226,15 +231,18 @@ def _leaf_rows(p: AffineReluProblem, on: np.ndarray, off: np.ndarray, concave: n
     """A leaf's region over x = columns 0..n-1: split constraints z_j >= 0 (`on`) / z_j <= 0 (`off`), the earlier
     layers' rows G x + g >= 0, and h_j >= z_j for each concave neuron j, its h in column hs[k]."""
     rows = _Rows()
-    x = np.arange(p.A.shape[1], dtype=np.int32)
-    for j in np.flatnonzero(on):
-        rows.add(x, p.A[j], -p.a[j], INF)
-    for j in np.flatnonzero(off):
-        rows.add(x, p.A[j], -INF, -p.a[j])
-    for r in range(len(p.g)):
-        rows.add(x, p.G[r], -p.g[r], INF)
-    for k, j in enumerate(concave):
-        rows.add(np.concatenate([[hs[k]], x]), np.concatenate([[1.0], -p.A[j]]), p.a[j], INF)
+    n = p.A.shape[1]
+    x = np.arange(n, dtype=np.int32)
+
+    def block(m: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(x, (len(m), n))
+
+    rows.add_block(block(p.A[on]), p.A[on], -p.a[on], np.full(on.sum(), INF))
+    rows.add_block(block(p.A[off]), p.A[off], np.full(off.sum(), -INF), -p.a[off])
+    rows.add_block(block(p.G), p.G, -p.g, np.full(len(p.g), INF))
+    m = len(concave)
+    rows.add_block(np.concatenate([hs[:m, None], block(p.A[concave])], axis=1),
+                   np.concatenate([np.ones((m, 1)), -p.A[concave]], axis=1), p.a[concave], np.full(m, INF))
     return rows
 
 
@@ -270,14 +278,15 @@ def max_affine_relu_lp(
 
 def min_radius_affine_relu_lp(
     problem: AffineReluProblem, active: np.ndarray, on: np.ndarray, off: np.ndarray, concave: np.ndarray,
-    x0: np.ndarray, slack: float = 1e-6,
+    x0: np.ndarray, slack: float = 1e-6, witness_below: float = np.inf,
 ) -> tuple[float, np.ndarray | None]:
     """Exact minimal ‖x − x0‖∞ on a branch-and-bound leaf with c·relu(A x + a) + c0 >= 0, by one LP.
 
     The leaf's neurons as in `max_affine_relu_lp`; a concave neuron's h_j >= max(0, z_j) is exact here too, since
     its coefficient c_j <= 0 makes the smallest h_j the easiest to satisfy. Returns (radius, x), or (inf, None)
-    when no point of the leaf reaches the condition. x is the optimum of the same LP re-solved with `slack` on the
-    right-hand side (c·relu(·) + c0 >= slack), so that it survives a float64 replay; the radius is the exact one.
+    when no point of the leaf reaches the condition. When the radius is below `witness_below`, x is the optimum
+    of the same LP re-solved with `slack` on the right-hand side (c·relu(·) + c0 >= slack), so that it survives a
+    float64 replay (else None: no witness wanted); the radius is the exact one.
     """
     p = problem
     n, m = p.A.shape[1], len(concave)
@@ -291,9 +300,9 @@ def min_radius_affine_relu_lp(
     rows = _leaf_rows(p, on, off, concave, hs)
     x = np.arange(n, dtype=np.int32)
     t = np.int32(n)
-    for i in range(n):  # x0_i - t <= x_i <= x0_i + t
-        rows.add(np.array([i, t]), np.array([1.0, -1.0]), -INF, x0[i])
-        rows.add(np.array([i, t]), np.array([1.0, 1.0]), x0[i], INF)
+    pairs = np.stack([x, np.full(n, t)], axis=1)  # x0_i - t <= x_i <= x0_i + t
+    rows.add_block(pairs, np.tile([1.0, -1.0], (n, 1)), np.full(n, -INF), x0)
+    rows.add_block(pairs, np.ones((n, 2)), x0, np.full(n, INF))
     # c_active·(A x + a) + c_concave·h + c0 >= 0
     need = -p.c0 - float(p.c[active] @ p.a[active])
     rows.add(np.concatenate([x, hs]), np.concatenate([p.c[active] @ p.A[active], p.c[concave]]), need, INF)
@@ -301,6 +310,8 @@ def min_radius_affine_relu_lp(
     radius = _solve_leaf(h)
     if not np.isfinite(radius):
         return np.inf, None
+    if radius >= witness_below:
+        return radius, None
     h.changeRowBounds(h.getNumRow() - 1, need + slack, INF)
     _solve_leaf(h)
     return radius, np.array(h.getSolution().col_value)[:n]
