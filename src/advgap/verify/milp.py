@@ -266,13 +266,8 @@ def max_affine_relu_lp(
     h.addCols(n + m, cost, lower, upper, 0, np.zeros(n + m, np.int32), np.zeros(0, np.int32), np.zeros(0))
     rows = _leaf_rows(p, on, off, concave, np.arange(n, n + m, dtype=np.int32))
     rows.flush(h)
-    if h.run() == highspy.HighsStatus.kError:
-        raise SolverError("HiGHS failed on a branch-and-bound leaf LP")
-    status = h.getModelStatus()
-    if status == highspy.HighsModelStatus.kInfeasible:
+    if not np.isfinite(_solve_leaf(h, "branch-and-bound leaf LP")):
         return -np.inf, None
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise SolverError(f"HiGHS leaf LP ended with {h.modelStatusToString(status)}")
     offset = p.c0 + float(p.c[active] @ p.a[active])
     point = np.array(h.getSolution().col_value)[:n]
     return offset - h.getInfo().objective_function_value, point
@@ -319,13 +314,21 @@ def min_radius_affine_relu_lp(
     return radius, np.array(h.getSolution().col_value)[:n]
 
 
-def _solve_leaf(h: highspy.Highs) -> float:
-    """Solve a leaf LP: its optimal value, or inf when infeasible."""
-    if h.run() == highspy.HighsStatus.kError:
-        raise SolverError("HiGHS failed on a minimal-radius leaf LP")
-    status = h.getModelStatus()
+def _solve_leaf(h: highspy.Highs, what: str = "minimal-radius leaf LP") -> float:
+    """Solve a leaf LP (a minimisation): its optimal value, or inf when infeasible. Without presolve HiGHS now and
+    then ends with status Unknown; such an LP is solved again from scratch with presolve."""
+    done = (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible)
+    for attempt in range(2):
+        if attempt:
+            h.setOptionValue("presolve", "on")
+            h.clearSolver()
+        if h.run() == highspy.HighsStatus.kError:
+            raise SolverError(f"HiGHS failed on a {what}")
+        status = h.getModelStatus()
+        if status in done:
+            break
     if status == highspy.HighsModelStatus.kInfeasible:
         return np.inf
     if status != highspy.HighsModelStatus.kOptimal:
-        raise SolverError(f"HiGHS minimal-radius leaf LP ended with {h.modelStatusToString(status)}")
+        raise SolverError(f"HiGHS {what} ended with {h.modelStatusToString(status)}")
     return float(h.getInfo().objective_function_value)
