@@ -231,9 +231,10 @@ class DeltaSearch:
     def _offer_candidates(self, corner: np.ndarray, nu_in: np.ndarray, bound: np.ndarray,
                           shrink: Shrink | None) -> None:
         """Replay each node's maximising corner and its lower-bound point; offer the adversarial ones."""
-        toward = np.where(nu_in > 0, 1.0 - self.x0, np.where(nu_in < 0, -self.x0, 0.0))
-        step = np.minimum(np.abs(toward), np.where(np.isfinite(bound), bound, 0.0)[:, None])
-        points = np.concatenate([corner, self.x0 + np.sign(toward) * step])
+        up, down = nu_in > 0, nu_in < 0
+        room = up * (1.0 - self.x0) + down * self.x0  # toward ν's side of the unit box
+        step = np.minimum(room, np.where(np.isfinite(bound), bound, 0.0)[:, None])
+        points = np.concatenate([corner, self.x0 + (up.astype(np.int8) - down) * step])
         logits = self.net.forward(points)
         gain = logits[:, self.targets].max(axis=1) - logits[:, self.label]
         hits = np.flatnonzero(gain >= 0)
