@@ -1,5 +1,5 @@
-"""Branch-and-bound batches: fewer nodes at a time on wide nets, no slope steps after the deadline, and the bounds
-the steps lead to are float64 bounds of valid slopes."""
+"""Branch-and-bound batches: fewer nodes at a time on wide nets, several splits at once while the frontier is small,
+no slope steps after the deadline, and the bounds the steps lead to are float64 bounds of valid slopes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from advgap.verify.bab import BATCH_ENTRIES, Nodes, Objective, SplitRelaxation, batch_size
+from advgap.verify.bab import BATCH_ENTRIES, Nodes, Objective, SplitRelaxation, batch_size, splits_per_node
 from advgap.verify.bounds import crown_bounds
 from support.brute_force import random_net
 
@@ -16,6 +16,25 @@ def test_batches_shrink_on_wide_nets():
     assert batch_size(SimpleNamespace(hidden_sizes=(256, 256))) == 64
     assert batch_size(SimpleNamespace(hidden_sizes=(23328, 18432, 9216, 4608, 2304))) == BATCH_ENTRIES // 57888
     assert batch_size(SimpleNamespace(hidden_sizes=(10**7,))) == 1
+
+
+def test_a_small_frontier_splits_several_neurons_at_once():
+    assert splits_per_node(1, 0, 64) == 4  # 16 children: the next batch at most a quarter empty
+    assert splits_per_node(4, 0, 64) == 4 and splits_per_node(5, 0, 64) == 3
+    assert splits_per_node(20, 0, 64) == 1 and splits_per_node(2, 40, 64) == 3
+    assert splits_per_node(64, 0, 64) == 1  # a full frontier grows by one split per node
+
+
+def test_children_of_several_splits_cover_every_sign_combination():
+    relax, nodes, obj = _batch(1)
+    rel = relax.backward(nodes, obj)
+    splits = relax.choose_splits(nodes, [0, 2], rel, obj, count=3)
+    assert all(len(s) == 3 and len(set(s)) == 3 for s in splits)
+    kids = nodes.children(0, splits[0])
+    signs = {tuple(int(kid[0][k][j]) for k, j in splits[0]) for kid in kids}
+    assert len(kids) == 8 and signs == {(a, b, c) for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)}
+    assert all(int(np.count_nonzero(np.concatenate(kid[0]))) == 3 for kid in kids)
+    assert all(np.count_nonzero(p) == 0 for p in nodes.phase)  # the parent's rows are not written
 
 
 def _batch(seed: int) -> tuple[SplitRelaxation, Nodes, Objective]:

@@ -90,16 +90,32 @@ class Nodes:
     def phases(self, i: int) -> list[np.ndarray]:
         return [p[i] for p in self.phase]
 
-    def children(self, i: int, layer: int, neuron: int) -> list[tuple[list, list, list]]:
-        """The two children of node i splitting (layer, neuron), inactive first. They share the parent's rows
-        (views, never written: batches are stacked copies) except the split layer's phases."""
-        kids = []
-        for sign in (-1, 1):
-            phase = [p[i] for p in self.phase]
-            phase[layer] = phase[layer].copy()
-            phase[layer][neuron] = sign
-            kids.append((phase, [a[i] for a in self.alpha], [b[i] for b in self.beta]))
-        return kids
+    def children(self, i: int, splits: list[tuple[int, int]]) -> list[tuple[list, list, list]]:
+        """The 2^len(splits) children of node i fixing each (layer, neuron) of `splits` both ways, inactive first.
+        They share the parent's rows (views, never written: batches are stacked copies) except split layers'
+        phases."""
+        phases = [[p[i] for p in self.phase]]
+        for layer, neuron in splits:
+            grown = []
+            for phase in phases:
+                for sign in (-1, 1):
+                    kid = list(phase)
+                    kid[layer] = kid[layer].copy()
+                    kid[layer][neuron] = sign
+                    grown.append(kid)
+            phases = grown
+        alpha, beta = [a[i] for a in self.alpha], [b[i] for b in self.beta]
+        return [(phase, alpha, beta) for phase in phases]
+
+
+def splits_per_node(open_nodes: int, waiting: int, batch: int, most: int = 4) -> int:
+    """How many neurons each of `open_nodes` splits at once: one, or more (up to `most`, 2^most children) while
+    their children and the `waiting` nodes still fit one batch. A small frontier (the first rounds of every
+    search) then fills its batches instead of growing by doublings, each round costing as much as a full one."""
+    count = 1
+    while count < most and waiting + open_nodes * 2 ** (count + 1) <= batch:
+        count += 1
+    return count
 
 
 @dataclass(frozen=True)
@@ -244,15 +260,16 @@ class SplitRelaxation:
         return layer, best - offsets[layer], np.isfinite(np.take_along_axis(flat, best, axis=1))
 
     def choose_splits(self, nodes: Nodes, rows: list[int], rel: Relaxation, obj: Objective,
-                      top: int = 8) -> list[tuple[int, int] | None]:
-        """Filtered smart branching: per node, of its `top` candidates the split whose two child bounds sum lowest,
-        judged by one bound evaluation of all candidate children with the parent's (α, β); None at a leaf."""
+                      top: int = 8, count: int = 1) -> list[list[tuple[int, int]]]:
+        """Filtered smart branching: per node, of its `top` candidates the `count` splits whose two child bounds
+        sum lowest, best first, judged by one bound evaluation of all candidate children with the parent's (α, β);
+        an empty list at a leaf."""
         if not rows:
             return []
         layer, index, ok = self._candidates(nodes, rows, rel, obj, top)
         node, slot = np.nonzero(ok)  # one entry per candidate, node by node
         if not node.size:
-            return [None] * len(rows)
+            return [[] for _ in rows]
         owner = np.repeat(np.asarray(rows)[node], 2)  # the inactive child, then the active one
         ks, js = np.repeat(layer[node, slot], 2), np.repeat(index[node, slot], 2)
         signs = np.tile(np.array([-1, 1], np.int8), node.size)
@@ -263,9 +280,8 @@ class SplitRelaxation:
         children = self.single.backward(trial, obj.rows(owner), relaxed_forward=False)
         pair_sum = np.full(ok.shape, np.inf)
         pair_sum[node, slot] = children.bound.reshape(-1, 2).sum(axis=1)
-        pick = np.argmin(pair_sum, axis=1)
-        has = ok.any(axis=1)
-        return [(int(layer[r, pick[r]]), int(index[r, pick[r]])) if has[r] else None for r in range(len(rows))]
+        picks = np.argsort(pair_sum, axis=1, kind="stable")[:, :count]
+        return [[(int(layer[r, p]), int(index[r, p])) for p in picks[r] if ok[r, p]] for r in range(len(rows))]
 
     def leaf_problem(self, phase: list[np.ndarray], coef: np.ndarray, const: float, lo: np.ndarray,
                      hi: np.ndarray) -> tuple[AffineReluProblem, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -327,8 +343,10 @@ class TermBab:
                 corner = obj.corner(best.nu_in[i])
                 if self.is_counterexample(corner):
                     return BabOutcome(BabStatus.FOUND, corner, nodes_done, lps)
-            for i, split in zip(open_rows, self.relax.choose_splits(nodes, open_rows, rel, obj), strict=True):
-                if split is None:
+            count = splits_per_node(len(open_rows), len(queue), size)
+            for i, splits in zip(open_rows, self.relax.choose_splits(nodes, open_rows, rel, obj, count=count),
+                                 strict=True):
+                if not splits:
                     lps += 1
                     point = self._leaf_point(nodes.phases(i))
                     if point is None:
@@ -336,5 +354,5 @@ class TermBab:
                     if self.is_counterexample(point):
                         return BabOutcome(BabStatus.FOUND, point, nodes_done, lps)
                     return BabOutcome(BabStatus.UNKNOWN, None, nodes_done, lps)
-                queue += nodes.children(i, *split)
+                queue += nodes.children(i, splits)
         return BabOutcome(BabStatus.ROBUST, None, nodes_done, lps)

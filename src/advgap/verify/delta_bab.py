@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advgap.adversarial import margin
-from advgap.verify.bab import SOUNDNESS_MARGIN, Nodes, Objective, SplitRelaxation, batch_size
+from advgap.verify.bab import SOUNDNESS_MARGIN, Nodes, Objective, SplitRelaxation, batch_size, splits_per_node
 from advgap.verify.bounds import LayerBounds
 from advgap.verify.milp import min_radius_affine_relu_lp
 from advgap.verify.network import ReluNet, dense
@@ -222,11 +222,12 @@ class DeltaSearch:
         open_rows = [int(i) for i in np.flatnonzero(bound < rho)]
         for i in np.flatnonzero(bound >= rho):
             self._close(float(bound[i]))
-        for i, split in zip(open_rows, relax.choose_splits(nodes, open_rows, rel, obj), strict=True):
-            if split is None:
+        count = splits_per_node(len(open_rows), len(self.open), batch_size(self.net))
+        for i, splits in zip(open_rows, relax.choose_splits(nodes, open_rows, rel, obj, count=count), strict=True):
+            if not splits:
                 self._leaf(relax, obj, box_rho, int(ti[i]), nodes.phases(i), float(bound[i]), shrink)
             else:
-                for child in nodes.children(i, *split):
+                for child in nodes.children(i, splits):
                     self._push(float(bound[i]), int(ti[i]), child)
 
     def _offer_candidates(self, corner: np.ndarray, nu_in: np.ndarray, bound: np.ndarray,
