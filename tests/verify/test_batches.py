@@ -7,7 +7,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from advgap.verify.bab import BATCH_ENTRIES, Nodes, Objective, SplitRelaxation, batch_size, splits_per_node
+from advgap.verify.bab import (
+    BATCH_ENTRIES,
+    Nodes,
+    Objective,
+    SplitRelaxation,
+    batch_size,
+    branching_score,
+    splits_per_node,
+)
 from advgap.verify.bounds import crown_bounds
 from support.brute_force import random_net
 
@@ -23,6 +31,11 @@ def test_a_small_frontier_splits_several_neurons_at_once():
     assert splits_per_node(4, 0, 64) == 4 and splits_per_node(5, 0, 64) == 3
     assert splits_per_node(20, 0, 64) == 1 and splits_per_node(2, 40, 64) == 3
     assert splits_per_node(64, 0, 64) == 1  # a full frontier grows by one split per node
+
+
+def test_branching_prefers_splits_that_refute_children():
+    scores = branching_score(np.array([[-9.0, 0.5], [0.2, 0.2], [-1.0, -0.5], [-0.1, 0.5]]))
+    assert list(np.argsort(scores)) == [2, 1, 0, 3]  # both refuted, then the least left open; ties by the sum
 
 
 def test_children_of_several_splits_cover_every_sign_combination():

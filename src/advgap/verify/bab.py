@@ -31,6 +31,7 @@ from advgap.verify.network import ReluNet
 from advgap.verify.spec import Term
 
 SOUNDNESS_MARGIN = 1e-7  # a node is pruned only if its bound on g is below -SOUNDNESS_MARGIN
+TIE_BREAK = 0.01  # weight of the children's full bound sum in the branching score (their positive parts: weight 1)
 BATCH_ENTRIES = 2**18  # nodes per batch × hidden ReLUs at most: a batch's arrays stay small, its time short
 
 
@@ -106,6 +107,14 @@ class Nodes:
             phases = grown
         alpha, beta = [a[i] for a in self.alpha], [b[i] for b in self.beta]
         return [(phase, alpha, beta) for phase in phases]
+
+
+def branching_score(children: np.ndarray) -> np.ndarray:
+    """Per candidate split, from its two children's bounds (rows): the sum of their positive parts, plus
+    TIE_BREAK times their sum. Lower is better: a child below 0 is refuted however far below it is, so only what
+    stays open counts (fixed-radius checks: 7-8% fewer nodes than the plain sum on 784-100-100-10 and 784-100×4-10,
+    1-13% on the adversarial study net)."""
+    return np.maximum(children, 0.0).sum(axis=1) + TIE_BREAK * children.sum(axis=1)
 
 
 def splits_per_node(open_nodes: int, waiting: int, batch: int, most: int = 4) -> int:
@@ -261,8 +270,9 @@ class SplitRelaxation:
 
     def choose_splits(self, nodes: Nodes, rows: list[int], rel: Relaxation, obj: Objective,
                       top: int = 8, count: int = 1) -> list[list[tuple[int, int]]]:
-        """Filtered smart branching: per node, of its `top` candidates the `count` splits whose two child bounds
-        sum lowest, best first, judged by one bound evaluation of all candidate children with the parent's (α, β);
+        """Filtered smart branching: per node, of its `top` candidates the `count` splits whose two child bounds'
+        positive parts sum lowest (a child below 0 is refuted however far below; the full sum breaks ties), best
+        first, judged by one bound evaluation of all candidate children with the parent's (α, β);
         an empty list at a leaf."""
         if not rows:
             return []
@@ -278,9 +288,10 @@ class SplitRelaxation:
             at = np.flatnonzero(ks == k)
             trial.phase[k][at, js[at]] = signs[at]
         children = self.single.backward(trial, obj.rows(owner), relaxed_forward=False)
-        pair_sum = np.full(ok.shape, np.inf)
-        pair_sum[node, slot] = children.bound.reshape(-1, 2).sum(axis=1)
-        picks = np.argsort(pair_sum, axis=1, kind="stable")[:, :count]
+        pairs = children.bound.reshape(-1, 2)
+        score = np.full(ok.shape, np.inf)
+        score[node, slot] = branching_score(pairs)
+        picks = np.argsort(score, axis=1, kind="stable")[:, :count]
         return [[(int(layer[r, p]), int(index[r, p])) for p in picks[r] if ok[r, p]] for r in range(len(rows))]
 
     def leaf_problem(self, phase: list[np.ndarray], coef: np.ndarray, const: float, lo: np.ndarray,
